@@ -1,1 +1,27 @@
-//! placeholder
+//! The embedded MQTT broker: rumqttd on its own threads, with Sunledger's device rules.
+//!
+//! - [`config`]: listen address and limits, validated once, turned into rumqttd settings.
+//! - [`auth`]: the CONNECT check: client id = username = serial, password = device secret,
+//!   verified against a [`auth::CredentialCheck`] the billing store provides.
+//! - [`acl`]: a wrapper around rumqttd's MQTT 3.1.1 codec that holds each connection to its
+//!   own topics: a device may publish only its own `telemetry`, `ack` and `status`, subscribe
+//!   only to its own `cmd`, and set a last will only on its own `status`. rumqttd has no
+//!   per-topic ACL, so the rule lives in the codec each connection gets a clone of.
+//! - [`embedded`]: starts the router and the TCP server threads and hands out in-process
+//!   links, through which the platform subscribes to device topics and publishes commands.
+//!
+//! Data flow: device TCP → [`acl::DeviceAcl`] codec (refuses foreign topics) → rumqttd router
+//! (acks QoS 1 once it holds the message) → in-process link → `ingest`.
+
+pub mod acl;
+pub mod auth;
+pub mod config;
+pub mod embedded;
+
+pub use auth::{CredentialCheck, Verdict};
+pub use config::BrokerConfig;
+pub use embedded::{EmbeddedBroker, Link};
+pub use rumqttd::local;
+pub use rumqttd::local::{LinkRx, LinkTx};
+pub use rumqttd::protocol::{Packet, Publish};
+pub use rumqttd::{Forward, Notification};

@@ -1,1 +1,21 @@
-//! placeholder
+//! Ingest: device messages off the broker, into the billing partitions.
+//!
+//! - [`decode`]: one forwarded MQTT message → a [`DeviceEvent`] or a [`Rejection`] with the
+//!   reason counted in `sunledger_ingest_rejected_total{reason}`. Never panics on input.
+//! - [`stage`]: the reader thread on an in-process broker link. It subscribes to every
+//!   device's `telemetry`, `ack` and `status`, decodes, and pushes each event onto the bounded
+//!   lock-free queue of the partition that owns the serial. When a queue is full the reader
+//!   waits (counted), so memory stays bounded and nothing accepted is dropped; the broker keeps
+//!   the backlog in its own bounded log meanwhile.
+//!
+//! Data flow: broker link → [`decode`] → partition queue → billing worker (batches, commits).
+//!
+//! Who sent a message is settled before ingest sees it: the broker's codec refuses any publish
+//! outside the sender's own topics, so the serial in the topic is the sender's.
+
+pub mod decode;
+pub mod stage;
+
+pub use decode::Rejection;
+pub use stage::Ingest;
+pub use sunledger_billing::event::DeviceEvent;

@@ -98,7 +98,10 @@ mod tests {
             load_on: true,
         };
         let json = br#"{"seq":7,"ts":1780000000,"load_wh":1234,"usb_wh":56,"boot":2,"battery_mv":12800,"load_on":true}"#;
-        assert_eq!(decode_telemetry(&telemetry.encode_to_vec()).unwrap(), telemetry);
+        assert_eq!(
+            decode_telemetry(&telemetry.encode_to_vec()).unwrap(),
+            telemetry
+        );
         assert_eq!(decode_telemetry(json).unwrap(), telemetry);
     }
 
@@ -117,9 +120,18 @@ mod tests {
     #[test]
     fn rejects_bad_payloads_with_a_reason() {
         assert!(matches!(decode_telemetry(b""), Err(PayloadError::Empty)));
-        assert!(matches!(decode_telemetry(b"{\"seq\":-1}"), Err(PayloadError::Json(_))));
-        assert!(matches!(decode_telemetry(b"{\"sq\":1}"), Err(PayloadError::Json(_))));
-        assert!(matches!(decode_telemetry(&[0xff, 0xff]), Err(PayloadError::Protobuf(_))));
+        assert!(matches!(
+            decode_telemetry(b"{\"seq\":-1}"),
+            Err(PayloadError::Json(_))
+        ));
+        assert!(matches!(
+            decode_telemetry(b"{\"sq\":1}"),
+            Err(PayloadError::Json(_))
+        ));
+        assert!(matches!(
+            decode_telemetry(&[0xff, 0xff]),
+            Err(PayloadError::Protobuf(_))
+        ));
         assert!(matches!(
             decode_ack(br#"{"cmd_id":3}"#),
             Err(PayloadError::InvalidField { field: "load", .. })

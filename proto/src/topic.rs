@@ -51,7 +51,9 @@ impl TopicKind {
     }
 
     fn parse(level: &str) -> Option<TopicKind> {
-        TopicKind::ALL.into_iter().find(|kind| kind.as_str() == level)
+        TopicKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == level)
     }
 }
 
@@ -66,7 +68,9 @@ pub enum TopicError {
     #[error("topic must be {DEVICE_TOPIC_PREFIX}{{serial}}/{{kind}}")]
     WrongShape,
     /// The serial level is empty, too long, or contains a character outside `[A-Za-z0-9_.-]`.
-    #[error("serial is empty, longer than {SERIAL_BYTES_MAX} bytes, or has a character outside [A-Za-z0-9_.-]")]
+    #[error(
+        "serial is empty, longer than {SERIAL_BYTES_MAX} bytes, or has a character outside [A-Za-z0-9_.-]"
+    )]
     BadSerial,
     /// The last level is not one of the known kinds.
     #[error("unknown topic kind")]
@@ -100,7 +104,12 @@ impl<'a> DeviceTopic<'a> {
 
 impl fmt::Display for DeviceTopic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{DEVICE_TOPIC_PREFIX}{}/{}", self.serial, self.kind.as_str())
+        write!(
+            f,
+            "{DEVICE_TOPIC_PREFIX}{}/{}",
+            self.serial,
+            self.kind.as_str()
+        )
     }
 }
 
@@ -134,7 +143,10 @@ mod tests {
             let topic = device_topic("SL-0001", kind);
             assert_eq!(
                 DeviceTopic::parse(&topic),
-                Ok(DeviceTopic { serial: "SL-0001", kind })
+                Ok(DeviceTopic {
+                    serial: "SL-0001",
+                    kind
+                })
             );
         }
     }
@@ -153,7 +165,10 @@ mod tests {
         for (topic, expected) in cases {
             assert_eq!(DeviceTopic::parse(topic), Err(expected), "{topic}");
         }
-        let long = format!("sunledger/v1/devices/{}/cmd", "x".repeat(SERIAL_BYTES_MAX + 1));
+        let long = format!(
+            "sunledger/v1/devices/{}/cmd",
+            "x".repeat(SERIAL_BYTES_MAX + 1)
+        );
         assert_eq!(DeviceTopic::parse(&long), Err(TopicError::BadSerial));
     }
 

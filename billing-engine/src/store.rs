@@ -1,0 +1,247 @@
+//! The redb file: registered units and each unit's durable state.
+//!
+//! Tables (string keys are serials, values are rkyv records, see [`crate::codec`]):
+//! - `units`: [`UnitRecord`], written at registration and status changes.
+//! - `unit_state`: [`UnitState`], written by the engine at every group commit.
+//!
+//! Every write is one redb transaction committed with immediate durability: when a method
+//! returns `Ok`, the change survives `kill -9`.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::codec::{self, CodecError};
+use crate::engine::UnitState;
+use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
+
+const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
+const UNIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("unit_state");
+
+/// A storage failure. Transient ones (disk full, I/O) may succeed on retry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb reported an error (I/O, corruption, full disk...).
+    #[error("storage: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored record could not be decoded: the file is damaged or from a newer version.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The data directory could not be created.
+    #[error("creating data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A unit with this serial is already registered.
+    #[error("unit {0} is already registered")]
+    UnitExists(String),
+    /// No unit with this serial is registered.
+    #[error("unit {0} is not registered")]
+    UnitNotFound(String),
+    /// The serial cannot be used as an MQTT client id and topic level.
+    #[error("serial {0:?}: {1}")]
+    InvalidSerial(String, sunledger_proto::topic::TopicError),
+}
+
+impl StoreError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Db(_) | StoreError::Io(_))
+    }
+}
+
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                StoreError::Db(error.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The platform's durable state.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the redb file, creating its directory and tables.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(UNITS)?;
+        txn.open_table(UNIT_STATE)?;
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Registers a new enabled unit and returns its device secret, the only time it is seen.
+    pub fn register_unit(
+        &self,
+        serial: &str,
+        now_ms: i64,
+    ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
+        sunledger_proto::topic::validate_serial(serial)
+            .map_err(|error| StoreError::InvalidSerial(serial.to_owned(), error))?;
+        let secret = DeviceSecret::generate();
+        let record = UnitRecord {
+            serial: serial.to_owned(),
+            secret_hash: secret.hash(),
+            status: UnitStatus::Enabled,
+            registered_at_ms: now_ms,
+        };
+        let txn = self.db.begin_write()?;
+        {
+            let mut units = txn.open_table(UNITS)?;
+            if units.get(serial)?.is_some() {
+                return Err(StoreError::UnitExists(serial.to_owned()));
+            }
+            units.insert(serial, codec::encode(&record)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok((record, secret))
+    }
+
+    /// Changes a unit's status and returns the updated record.
+    pub fn set_unit_status(
+        &self,
+        serial: &str,
+        status: UnitStatus,
+    ) -> Result<UnitRecord, StoreError> {
+        self.update_unit(serial, |record| record.status = status)
+    }
+
+    fn update_unit(
+        &self,
+        serial: &str,
+        change: impl FnOnce(&mut UnitRecord),
+    ) -> Result<UnitRecord, StoreError> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut units = txn.open_table(UNITS)?;
+            let stored = units
+                .get(serial)?
+                .ok_or_else(|| StoreError::UnitNotFound(serial.to_owned()))?;
+            let mut record: UnitRecord = codec::decode(stored.value())?;
+            drop(stored);
+            change(&mut record);
+            units.insert(serial, codec::encode(&record)?.as_slice())?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+
+    /// Issues a new device secret for a registered unit; the old one stops working.
+    pub fn rotate_secret(&self, serial: &str) -> Result<(UnitRecord, DeviceSecret), StoreError> {
+        let secret = DeviceSecret::generate();
+        let record = self.update_unit(serial, |record| record.secret_hash = secret.hash())?;
+        Ok((record, secret))
+    }
+
+    /// Every registered unit.
+    pub fn units(&self) -> Result<Vec<UnitRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let units = txn.open_table(UNITS)?;
+        let mut records = Vec::new();
+        for entry in units.iter()? {
+            records.push(codec::decode(entry?.1.value())?);
+        }
+        Ok(records)
+    }
+
+    /// The committed state of every unit whose serial `owned` accepts.
+    pub fn unit_states(
+        &self,
+        owned: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, UnitState)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let states = txn.open_table(UNIT_STATE)?;
+        let mut out = Vec::new();
+        for entry in states.iter()? {
+            let (serial, state) = entry?;
+            if owned(serial.value()) {
+                out.push((serial.value().to_owned(), codec::decode(state.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The committed state of one unit.
+    pub fn unit_state(&self, serial: &str) -> Result<Option<UnitState>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let states = txn.open_table(UNIT_STATE)?;
+        let state = states.get(serial)?;
+        Ok(state
+            .map(|state| codec::decode(state.value()))
+            .transpose()?)
+    }
+
+    /// Writes the given unit states in one durable transaction (the group commit).
+    pub fn write_unit_states<'a>(
+        &self,
+        changed: impl IntoIterator<Item = (&'a str, &'a UnitState)>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut states = txn.open_table(UNIT_STATE)?;
+            for (serial, state) in changed {
+                states.insert(serial, codec::encode(state)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_states_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/sunledger.redb");
+        let store = Store::open(&path).unwrap();
+        let (record, _secret) = store.register_unit("SL1", 42).unwrap();
+        assert!(matches!(
+            store.register_unit("SL1", 43),
+            Err(StoreError::UnitExists(_))
+        ));
+        assert!(matches!(
+            store.register_unit("S/1", 43),
+            Err(StoreError::InvalidSerial(..))
+        ));
+        let state = UnitState {
+            consumed_wh: 7,
+            ..UnitState::default()
+        };
+        store.write_unit_states([("SL1", &state)]).unwrap();
+        drop(store);
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.units().unwrap(), vec![record]);
+        assert_eq!(store.unit_state("SL1").unwrap(), Some(state));
+        let decommissioned = store
+            .set_unit_status("SL1", UnitStatus::Decommissioned)
+            .unwrap();
+        assert_eq!(decommissioned.status, UnitStatus::Decommissioned);
+        let (rotated, secret) = store.rotate_secret("SL1").unwrap();
+        assert_eq!(rotated.secret_hash, secret.hash());
+        assert_ne!(rotated.secret_hash, decommissioned.secret_hash);
+        assert!(matches!(
+            store.set_unit_status("nope", UnitStatus::Enabled),
+            Err(StoreError::UnitNotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,310 @@
+//! The partition threads and the [`Engine`] that routes to them.
+//!
+//! Each partition has a bounded lock-free queue of device events (filled by ingest) and a
+//! request channel (API calls). Its thread takes everything queued, up to
+//! `batch_events_max`, applies it as one batch with one durable commit (group commit: the
+//! batch grows on its own while the previous commit is in flight, so latency stays at one
+//! commit under light load), then publishes the commands that resulted. Commands devices have
+//! not acknowledged are published again every `command_resend_interval_ms`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use serde::{Deserialize, Serialize};
+use sunledger_proto::device::{Command, LoadState, Reason};
+
+use crate::commands::CommandSink;
+use crate::engine::{EngineError, Partition, UnitState, partition_of};
+use crate::event::DeviceEvent;
+use crate::store::{Store, StoreError};
+use crate::units::UnitDirectory;
+
+/// How long an idle partition thread sleeps before looking again (it is woken early on work).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// Engine settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Number of partitions (threads) units are spread over by serial hash.
+    pub partitions: usize,
+    /// Capacity of each partition's event queue; a full queue makes ingest wait.
+    pub queue_events_max: usize,
+    /// Most events applied in one commit.
+    pub batch_events_max: usize,
+    /// How often unacknowledged commands are published again.
+    pub command_resend_interval_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            partitions: 1,
+            queue_events_max: 65_536,
+            batch_events_max: 8_192,
+            command_resend_interval_ms: 30_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks every field once, before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |field: &str| Err(format!("engine.{field} must be at least 1"));
+        if self.partitions == 0 {
+            return bad("partitions");
+        }
+        if self.queue_events_max == 0 {
+            return bad("queue_events_max");
+        }
+        if self.batch_events_max == 0 {
+            return bad("batch_events_max");
+        }
+        if self.command_resend_interval_ms == 0 {
+            return bad("command_resend_interval_ms");
+        }
+        Ok(())
+    }
+}
+
+enum Request {
+    SetLoad {
+        serial: String,
+        load: LoadState,
+        reason: Reason,
+        reply: mpsc::Sender<Result<Command, EngineError>>,
+    },
+    Unit {
+        serial: String,
+        reply: mpsc::Sender<Option<UnitState>>,
+    },
+}
+
+/// The producer side of one partition.
+pub struct PartitionHandle {
+    queue: Arc<ArrayQueue<DeviceEvent>>,
+    requests: mpsc::Sender<Request>,
+    thread: std::thread::Thread,
+}
+
+impl PartitionHandle {
+    /// Queues an event; gives it back if the queue is full.
+    pub fn try_push(&self, event: DeviceEvent) -> Result<(), DeviceEvent> {
+        self.queue.push(event)
+    }
+
+    /// Wakes the partition thread after pushing.
+    pub fn wake(&self) {
+        self.thread.unpark();
+    }
+
+    /// Events waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn request(&self, request: Request) -> Result<(), EngineError> {
+        self.requests
+            .send(request)
+            .map_err(|_| EngineError::Stopping)?;
+        self.wake();
+        Ok(())
+    }
+}
+
+/// All partitions of this process, and the routing of work to them.
+pub struct Engine {
+    partitions: Vec<PartitionHandle>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Loads every partition and starts its thread; `sink` makes each partition's publisher.
+    pub fn start(
+        store: Arc<Store>,
+        directory: Arc<UnitDirectory>,
+        config: &EngineConfig,
+        mut sink: impl FnMut(usize) -> Box<dyn CommandSink>,
+    ) -> Result<Engine, StoreError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (mut partitions, mut threads) = (Vec::new(), Vec::new());
+        for index in 0..config.partitions {
+            let partition =
+                Partition::open(store.clone(), directory.clone(), index, config.partitions)?;
+            let queue = Arc::new(ArrayQueue::new(config.queue_events_max));
+            let (requests, inbox) = mpsc::channel();
+            let worker = Worker {
+                index,
+                partition,
+                queue: queue.clone(),
+                inbox,
+                sink: sink(index),
+                config: config.clone(),
+                stop: stop.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("billing-{index}"))
+                .spawn(move || worker.run())?;
+            partitions.push(PartitionHandle {
+                queue,
+                requests,
+                thread: thread.thread().clone(),
+            });
+            threads.push(thread);
+        }
+        Ok(Engine {
+            partitions,
+            stop,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The partition that owns `serial`.
+    pub fn partition_for(&self, serial: &str) -> &PartitionHandle {
+        &self.partitions[partition_of(serial, self.partitions.len())]
+    }
+
+    /// Every partition, for ingest's routing and metrics.
+    pub fn partitions(&self) -> &[PartitionHandle] {
+        &self.partitions
+    }
+
+    /// Sets a unit's desired load state durably and publishes the command; returns it.
+    pub fn set_load(
+        &self,
+        serial: &str,
+        load: LoadState,
+        reason: Reason,
+    ) -> Result<Command, EngineError> {
+        let (reply, answer) = mpsc::channel();
+        let request = Request::SetLoad {
+            serial: serial.to_owned(),
+            load,
+            reason,
+            reply,
+        };
+        self.partition_for(serial).request(request)?;
+        answer.recv().map_err(|_| EngineError::Stopping)?
+    }
+
+    /// The partition's current view of a unit.
+    pub fn unit(&self, serial: &str) -> Result<Option<UnitState>, EngineError> {
+        let (reply, answer) = mpsc::channel();
+        self.partition_for(serial).request(Request::Unit {
+            serial: serial.to_owned(),
+            reply,
+        })?;
+        answer.recv().map_err(|_| EngineError::Stopping)
+    }
+
+    /// Applies everything queued, commits, and stops the partition threads.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.partitions.iter().for_each(PartitionHandle::wake);
+        let threads = std::mem::take(
+            &mut *self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("a billing partition thread panicked");
+            }
+        }
+    }
+}
+
+struct Worker {
+    index: usize,
+    partition: Partition,
+    queue: Arc<ArrayQueue<DeviceEvent>>,
+    inbox: mpsc::Receiver<Request>,
+    sink: Box<dyn CommandSink>,
+    config: EngineConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.config.batch_events_max);
+        let resend_interval = Duration::from_millis(self.config.command_resend_interval_ms);
+        let mut last_resend = Instant::now();
+        let partition_label = self.index.to_string();
+        loop {
+            let stopping = self.stop.load(Ordering::SeqCst);
+            let mut busy = self.serve_requests();
+            while batch.len() < self.config.batch_events_max {
+                match self.queue.pop() {
+                    Some(event) => batch.push(event),
+                    None => break,
+                }
+            }
+            metrics::gauge!("sunledger_ingest_queue_depth", "partition" => partition_label.clone())
+                .set(self.queue.len() as f64);
+            if !batch.is_empty() {
+                busy = true;
+                metrics::histogram!("sunledger_billing_batch_events").record(batch.len() as f64);
+                if let Err(error) = self.partition.apply_batch(&batch) {
+                    tracing::error!(%error, events = batch.len(), "batch commit failed; devices' next cumulative readings will cover it");
+                }
+                batch.clear();
+            }
+            if last_resend.elapsed() >= resend_interval {
+                self.resend_unacknowledged();
+                last_resend = Instant::now();
+            }
+            if stopping && !busy && self.queue.is_empty() {
+                return;
+            }
+            if !busy {
+                std::thread::park_timeout(IDLE_WAIT);
+            }
+        }
+    }
+
+    /// Answers queued API requests; returns whether there were any.
+    fn serve_requests(&mut self) -> bool {
+        let mut served = false;
+        while let Ok(request) = self.inbox.try_recv() {
+            served = true;
+            match request {
+                Request::SetLoad {
+                    serial,
+                    load,
+                    reason,
+                    reply,
+                } => {
+                    let now_s = chrono::Utc::now().timestamp();
+                    let result = self.partition.set_load(&serial, load, reason, now_s);
+                    if let Ok(command) = &result {
+                        self.sink.publish(&serial, command);
+                    }
+                    let _ = reply.send(result);
+                }
+                Request::Unit { serial, reply } => {
+                    let _ = reply.send(self.partition.unit(&serial).cloned());
+                }
+            }
+        }
+        served
+    }
+
+    fn resend_unacknowledged(&mut self) {
+        let pending: Vec<(String, Command)> = self
+            .partition
+            .unacknowledged()
+            .map(|(serial, command)| (serial.to_owned(), command))
+            .collect();
+        metrics::gauge!("sunledger_commands_pending", "partition" => self.index.to_string())
+            .set(pending.len() as f64);
+        for (serial, command) in pending {
+            metrics::counter!("sunledger_commands_resent_total").increment(1);
+            self.sink.publish(&serial, &command);
+        }
+    }
+}

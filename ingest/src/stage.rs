@@ -1,0 +1,139 @@
+//! The reader thread: broker link → decode → partition queues.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sunledger_billing::worker::Engine;
+use sunledger_broker::local::LinkError;
+use sunledger_broker::{EmbeddedBroker, Link, Notification};
+use sunledger_proto::topic::{ALL_ACKS, ALL_STATUS, ALL_TELEMETRY};
+
+use crate::decode::decode;
+
+/// Name of the ingest stage's in-process broker connection.
+const LINK_CLIENT_ID: &str = "sunledger-ingest";
+/// How often the reader looks at the stop flag while the broker is quiet.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// Pause before retrying a push onto a full partition queue.
+const FULL_QUEUE_WAIT: Duration = Duration::from_micros(200);
+
+/// Why ingest could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The in-process broker link could not be opened or subscribed.
+    #[error("broker link: {0}")]
+    Link(Box<LinkError>),
+    /// The reader thread could not be spawned.
+    #[error("spawning the ingest thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl From<Box<LinkError>> for IngestError {
+    fn from(error: Box<LinkError>) -> Self {
+        IngestError::Link(error)
+    }
+}
+
+impl From<LinkError> for IngestError {
+    fn from(error: LinkError) -> Self {
+        IngestError::Link(Box::new(error))
+    }
+}
+
+/// The running ingest stage.
+pub struct Ingest {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ingest {
+    /// Subscribes to every device topic and starts feeding `engine`.
+    pub fn start(broker: &EmbeddedBroker, engine: Arc<Engine>) -> Result<Ingest, IngestError> {
+        let mut link = broker.link(LINK_CLIENT_ID)?;
+        for filter in [ALL_TELEMETRY, ALL_ACKS, ALL_STATUS] {
+            link.tx.subscribe(filter)?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = Reader {
+            link,
+            engine,
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("ingest".to_owned())
+            .spawn(move || reader.run())?;
+        Ok(Ingest {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops reading; events already queued are still applied by the engine's shutdown.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the ingest thread panicked");
+        }
+    }
+}
+
+struct Reader {
+    link: Link,
+    engine: Arc<Engine>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let deadline = Instant::now() + STOP_POLL;
+            match self.link.rx.recv_deadline(deadline) {
+                Ok(Some(Notification::Forward(forward))) => {
+                    self.forward(&forward.publish.topic, &forward.publish.payload)
+                }
+                Ok(Some(Notification::Unschedule)) => {
+                    // The router paused this link (its buffer was full); ask for more.
+                    if let Err(error) = self.link.rx.ready() {
+                        tracing::error!(%error, "broker link closed");
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(LinkError::RecvTimeout(_)) if Instant::now() >= deadline => {}
+                Err(error) => {
+                    tracing::error!(%error, "broker link closed; ingest stops");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn forward(&self, topic: &[u8], payload: &[u8]) {
+        let event = match decode(topic, payload, chrono::Utc::now().timestamp_millis()) {
+            Ok(event) => event,
+            Err(rejection) => {
+                metrics::counter!("sunledger_ingest_rejected_total", "reason" => rejection.as_str()).increment(1);
+                return;
+            }
+        };
+        let partition = self.engine.partition_for(&event.serial);
+        let mut event = event;
+        loop {
+            match partition.try_push(event) {
+                Ok(()) => break,
+                Err(back) => {
+                    metrics::counter!("sunledger_ingest_queue_full_waits_total").increment(1);
+                    partition.wake();
+                    std::thread::sleep(FULL_QUEUE_WAIT);
+                    event = back;
+                }
+            }
+        }
+        partition.wake();
+    }
+}

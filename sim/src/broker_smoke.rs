@@ -1,0 +1,244 @@
+//! Smoke test against a real broker: an embedded rumqttd with static passwords on a free
+//! port, a "platform" rumqttc client that publishes a retained command and listens to every
+//! device topic, one [`SimDevice`] driven step by step and a small [`Fleet`] with faults.
+//! It proves the wire contract end to end: credentials and refusals, the retained command
+//! and its ack, telemetry that decodes (and garbage that does not), the last will, and that
+//! ground truth matches what the platform side actually received.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use prost::Message;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sunledger_proto::device::{Command, LoadState};
+use sunledger_proto::payload::{decode_ack, decode_telemetry};
+use sunledger_proto::topic::{
+    ALL_ACKS, ALL_STATUS, ALL_TELEMETRY, DeviceTopic, TopicKind, device_topic,
+};
+use tokio::sync::mpsc;
+
+use crate::{DeviceCredentials, FaultRates, Fleet, SimConfig, SimDevice};
+
+/// 19:00 UTC on a day in 2026: the evening peak, so counters move quickly.
+const EVENING_UNIX_S: i64 = 1_779_994_800;
+
+fn credentials(serial: &str) -> DeviceCredentials {
+    DeviceCredentials {
+        serial: serial.into(),
+        secret: format!("secret-{serial}"),
+    }
+}
+
+/// Starts rumqttd on a free port with a password for each serial plus `platform`.
+fn start_broker(serials: &[&str]) -> u16 {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let auth: String = serials
+        .iter()
+        .chain(["platform"].iter())
+        .map(|s| format!("\"{s}\" = \"secret-{s}\"\n"))
+        .collect();
+    let toml = format!(
+        r#"
+id = 0
+[router]
+max_connections = 100
+max_outgoing_packet_count = 200
+max_segment_size = 1048576
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 0
+[v4.1.connections]
+connection_timeout_ms = 5000
+max_payload_size = 20480
+max_inflight_count = 100
+dynamic_filters = true
+[v4.1.connections.auth]
+{auth}"#
+    );
+    let config: rumqttd::Config = toml::from_str(&toml).unwrap();
+    std::thread::spawn(move || rumqttd::Broker::new(config).start().unwrap());
+    port
+}
+
+/// The platform side: publishes commands and forwards every device message it sees.
+async fn platform(port: u16) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let mut options = MqttOptions::new("platform", "127.0.0.1", port);
+    options.set_credentials("platform", "secret-platform");
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    for filter in [ALL_TELEMETRY, ALL_ACKS, ALL_STATUS] {
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut subacks = 0;
+    while subacks < 3 {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => subacks += 1,
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    tokio::spawn(async move {
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+            }
+        }
+    });
+    (client, rx)
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_receives_the_retained_command_acks_it_and_reports() {
+    let port = start_broker(&["SL-1"]);
+    let (platform, mut seen) = platform(port).await;
+    let command = Command {
+        cmd_id: 1,
+        load: LoadState::Off as i32,
+        reason: 1,
+        ts: 0,
+    };
+    let cmd_topic = device_topic("SL-1", TopicKind::Cmd);
+    platform
+        .publish(cmd_topic, QoS::AtLeastOnce, true, command.encode_to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let config = SimConfig {
+        broker_port: port,
+        sim_start_unix_s: Some(EVENING_UNIX_S),
+        time_scale: 3_600.0,
+        ..SimConfig::for_tests()
+    };
+    let mut device = SimDevice::new(&config, credentials("SL-1")).unwrap();
+    device.connect().await.unwrap();
+    let received = device
+        .wait_for_command(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((received.cmd_id, device.load_state()), (1, LoadState::Off));
+    let reading = device.publish_telemetry_now().await.unwrap();
+    assert_eq!((reading.seq, reading.boot, reading.load_on), (1, 1, false));
+    device.simulate_network_loss();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let messages = drain(&mut seen);
+    let kinds: Vec<(TopicKind, &[u8])> = messages
+        .iter()
+        .map(|(topic, payload)| (DeviceTopic::parse(topic).unwrap().kind, payload.as_slice()))
+        .collect();
+    let ack = kinds
+        .iter()
+        .find(|(k, _)| *k == TopicKind::Ack)
+        .expect("an ack");
+    let ack = decode_ack(ack.1).unwrap();
+    assert_eq!((ack.cmd_id, ack.load()), (1, LoadState::Off));
+    let telemetry = kinds
+        .iter()
+        .find(|(k, _)| *k == TopicKind::Telemetry)
+        .expect("telemetry");
+    assert_eq!(decode_telemetry(telemetry.1).unwrap(), reading);
+    let statuses: Vec<&[u8]> = kinds
+        .iter()
+        .filter(|(k, _)| *k == TopicKind::Status)
+        .map(|(_, p)| *p)
+        .collect();
+    assert_eq!(
+        statuses,
+        [&b"online"[..], b"offline"],
+        "online, then the last will"
+    );
+
+    let truth = device.truth();
+    assert_eq!(
+        (
+            truth.telemetry_acked,
+            truth.acks_sent,
+            truth.offline_periods
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(truth.commands.len(), 1);
+    assert_eq!(truth.reported_load_wh, reading.load_wh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
+    let port = start_broker(&["SL-2", "SL-3"]);
+    let (_platform, mut seen) = platform(port).await;
+    let config = SimConfig {
+        broker_port: port,
+        sim_start_unix_s: Some(EVENING_UNIX_S),
+        time_scale: 3_600.0,
+        seed: 77,
+        faults: FaultRates {
+            duplicate_per_report: 0.3,
+            malformed_per_report: 0.3,
+            reset_per_report: 0.1,
+            ..FaultRates::default()
+        },
+        ..SimConfig::for_tests()
+    };
+    let mut devices = vec![credentials("SL-2"), credentials("SL-3")];
+    devices.push(DeviceCredentials {
+        serial: "SL-BAD".into(),
+        secret: "wrong".into(),
+    });
+    let mut fleet = Fleet::start(config, devices).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let live = fleet.snapshot();
+    assert_eq!(live.connected, 2, "seed {}: {live:?}", fleet.seed());
+    assert!(live.auth_failures >= 2, "retried with backoff: {live:?}");
+    fleet.shutdown().await;
+    let stats = fleet.snapshot();
+    assert_eq!(stats.connected, 0, "{stats:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let messages = drain(&mut seen);
+    for truth in fleet.truth().into_iter().filter(|t| t.serial != "SL-BAD") {
+        let topic = device_topic(&truth.serial, TopicKind::Telemetry);
+        let payloads: Vec<&Vec<u8>> = messages
+            .iter()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, p)| p)
+            .collect();
+        let decoded: Vec<_> = payloads
+            .iter()
+            .filter_map(|p| decode_telemetry(p).ok())
+            .collect();
+        let garbage = payloads.len() - decoded.len();
+        assert_eq!(
+            garbage as u64, truth.telemetry_malformed_sent,
+            "seed 77: {truth:?}"
+        );
+        let sent = truth.telemetry_valid_sent + truth.telemetry_duplicates_sent;
+        assert_eq!(decoded.len() as u64, sent, "seed 77: {truth:?}");
+        // What the platform can bill: per boot, the largest reading it received.
+        let mut per_boot: HashMap<u32, u64> = HashMap::new();
+        for reading in &decoded {
+            let best = per_boot.entry(reading.boot).or_default();
+            *best = (*best).max(reading.load_wh + reading.usb_wh);
+        }
+        assert_eq!(
+            per_boot.values().sum::<u64>(),
+            truth.reported_wh(),
+            "seed 77: {truth:?}"
+        );
+        assert!(
+            truth.reported_wh() > 0,
+            "evening demand at 3600x: {truth:?}"
+        );
+        assert!(truth.reported_wh() + truth.unreported_wh_lost_to_reset <= truth.consumed_wh);
+    }
+}

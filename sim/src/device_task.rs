@@ -1,0 +1,150 @@
+//! The life of one device in a fleet, as a small state machine on one tokio task: wait to
+//! (re)connect with backoff, connect under the fleet's connect permits, report every interval
+//! while online, stay away during an injected offline period, and disconnect on shutdown.
+//!
+//! A connect attempt is never cancelled by a report tick (under load a CONNECT can take
+//! longer than an interval); energy accrues from the simulated clock, so a missed tick loses
+//! nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until};
+
+use crate::backoff::Backoff;
+use crate::device::{SimDevice, TickAction};
+
+/// What a device task shares with its fleet, and its own pacing.
+pub(crate) struct TaskContext {
+    /// Bounds concurrent CONNECT handshakes across the fleet.
+    pub(crate) connect_permits: Arc<Semaphore>,
+    /// Becomes `true` when the fleet shuts down.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) report_interval: Duration,
+    /// Spreads the fleet's reports over the interval instead of all at once.
+    pub(crate) first_report_delay: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+/// Where the device is in its connection life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not connected; the next attempt is due at this instant.
+    Waiting { retry_at: Instant },
+    /// Connected and reporting.
+    Online,
+    /// Dropped on purpose; back after this many report intervals.
+    Offline { reports_left: u32 },
+}
+
+/// Runs one device until the fleet shuts down, then disconnects it cleanly.
+pub(crate) async fn run(mut device: SimDevice, mut ctx: TaskContext) {
+    let mut ticker = interval_at(Instant::now() + ctx.first_report_delay, ctx.report_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut link = Link::Waiting {
+        retry_at: Instant::now(),
+    };
+    while !*ctx.shutdown.borrow() {
+        let next = match link {
+            Link::Waiting { retry_at } => {
+                waiting(&mut device, &mut ctx, &mut ticker, retry_at).await
+            }
+            Link::Online => online(&mut device, &mut ctx, &mut ticker).await,
+            Link::Offline { reports_left } => {
+                offline(&mut device, &mut ctx, &mut ticker, reports_left).await
+            }
+        };
+        match next {
+            Some(next) => link = next,
+            None => break,
+        }
+    }
+    if let Err(error) = device.disconnect().await {
+        tracing::debug!(%error, "device did not disconnect cleanly");
+    }
+}
+
+/// Waits out the backoff (still ticking energy and reboots), then tries one connect.
+/// `None` means shut down.
+async fn waiting(
+    device: &mut SimDevice,
+    ctx: &mut TaskContext,
+    ticker: &mut Interval,
+    retry_at: Instant,
+) -> Option<Link> {
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.changed() => return None,
+            _ = ticker.tick() => device.on_idle_tick(),
+            () = sleep_until(retry_at) => break,
+        }
+    }
+    let permits = Arc::clone(&ctx.connect_permits);
+    let connected = tokio::select! {
+        _ = ctx.shutdown.changed() => return None,
+        result = async {
+            // The semaphore is never closed, so acquiring only fails if it is; then connect
+            // unthrottled rather than not at all.
+            let _permit = permits.acquire().await;
+            device.connect_once().await
+        } => result,
+    };
+    match connected {
+        Ok(()) => {
+            ctx.backoff.reset();
+            // Catch up at once: the platform learns what accrued while away.
+            let _ = device.publish_reading(false, false);
+            Some(Link::Online)
+        }
+        Err(_) => Some(Link::Waiting {
+            retry_at: Instant::now() + ctx.backoff.next_delay(),
+        }),
+    }
+}
+
+/// Reports every interval and handles commands until the connection drops, an offline
+/// fault fires, or the fleet shuts down.
+async fn online(
+    device: &mut SimDevice,
+    ctx: &mut TaskContext,
+    ticker: &mut Interval,
+) -> Option<Link> {
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.changed() => return None,
+            _ = ticker.tick() => {
+                if let TickAction::GoOffline(reports) = device.on_online_tick() {
+                    return Some(Link::Offline { reports_left: reports });
+                }
+            }
+            polled = device.poll_once() => {
+                if polled.is_err() {
+                    let retry_at = Instant::now() + ctx.backoff.next_delay();
+                    return Some(Link::Waiting { retry_at });
+                }
+            }
+        }
+    }
+}
+
+/// Stays away for `reports_left` intervals, counting energy, then reconnects at once.
+async fn offline(
+    device: &mut SimDevice,
+    ctx: &mut TaskContext,
+    ticker: &mut Interval,
+    mut reports_left: u32,
+) -> Option<Link> {
+    while reports_left > 0 {
+        tokio::select! {
+            _ = ctx.shutdown.changed() => return None,
+            _ = ticker.tick() => {
+                device.on_idle_tick();
+                reports_left -= 1;
+            }
+        }
+    }
+    Some(Link::Waiting {
+        retry_at: Instant::now(),
+    })
+}

@@ -1,0 +1,141 @@
+//! Typed errors of the simulator: configuration problems found before any device starts, and
+//! device failures that carry the serial and seed so a failing run can be replayed.
+
+use std::fmt;
+
+/// Why the simulator could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A configuration field has a value the simulator cannot run with; found by
+    /// [`SimConfig::validate`](crate::SimConfig::validate) before anything starts.
+    #[error("invalid sim config field {field}: {reason}")]
+    InvalidConfig {
+        /// The configuration field, as spelled in TOML.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
+    /// The configuration text is not valid TOML of [`SimConfig`](crate::SimConfig).
+    #[error("sim config is not valid TOML: {0}")]
+    ConfigToml(#[from] toml::de::Error),
+    /// A serial cannot be used as a topic level and client id.
+    #[error("device serial {serial:?} is not a valid serial: {source}")]
+    InvalidSerial {
+        /// The offending serial.
+        serial: String,
+        /// Why the wire contract refuses it.
+        source: sunledger_proto::topic::TopicError,
+    },
+    /// Two devices share a serial; they would take over each other's MQTT session.
+    #[error("device serial {serial:?} appears more than once in the fleet")]
+    DuplicateSerial {
+        /// The repeated serial.
+        serial: String,
+    },
+    /// One simulated device failed; the seed replays its faults and load curve.
+    #[error("device {serial} (replay seed {seed}): {cause}")]
+    Device {
+        /// The device's serial.
+        serial: String,
+        /// The device's own seed, derived from the fleet seed and the serial.
+        seed: u64,
+        /// What went wrong.
+        #[source]
+        cause: DeviceError,
+    },
+}
+
+/// What went wrong with one device's MQTT session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// The MQTT client refused a request, usually because its bounded request queue is full.
+    #[error("mqtt client request failed: {0}")]
+    Client(Box<rumqttc::ClientError>),
+    /// The connection failed or the broker refused it (wrong credentials end up here).
+    #[error("mqtt connection failed: {0}")]
+    Connection(Box<rumqttc::ConnectionError>),
+    /// The operation needs a live connection and the device has none.
+    #[error("device is not connected")]
+    NotConnected,
+    /// A wait ran past its deadline.
+    #[error("timed out after {after_ms} ms waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: WaitedFor,
+        /// How long the wait lasted.
+        after_ms: u64,
+    },
+}
+
+/// The thing a device was waiting for when it timed out, named for the error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitedFor {
+    /// The broker's CONNACK and SUBACK.
+    Connect,
+    /// The broker's PUBACK of everything queued.
+    Delivery,
+    /// A command on the device's command topic.
+    Command,
+    /// The clean DISCONNECT to be written.
+    Disconnect,
+}
+
+impl fmt::Display for WaitedFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitedFor::Connect => "connect",
+            WaitedFor::Delivery => "delivery",
+            WaitedFor::Command => "command",
+            WaitedFor::Disconnect => "disconnect",
+        })
+    }
+}
+
+impl DeviceError {
+    /// Whether retrying later can help: a full queue or a dropped connection can clear, a
+    /// refused login cannot without new credentials.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DeviceError::Connection(error) => match **error {
+                rumqttc::ConnectionError::ConnectionRefused(code) => !is_auth_refusal(code),
+                _ => true,
+            },
+            DeviceError::Client(_) | DeviceError::NotConnected | DeviceError::Timeout { .. } => {
+                true
+            }
+        }
+    }
+}
+
+impl From<rumqttc::ClientError> for DeviceError {
+    fn from(error: rumqttc::ClientError) -> Self {
+        DeviceError::Client(Box::new(error))
+    }
+}
+
+impl From<rumqttc::ConnectionError> for DeviceError {
+    fn from(error: rumqttc::ConnectionError) -> Self {
+        DeviceError::Connection(Box::new(error))
+    }
+}
+
+/// Whether a failed CONNECT means the broker rejected the login: either a CONNACK with an
+/// authorisation code, or, as rumqttd does on a failed auth hook, the broker closing the
+/// connection after reading the CONNECT without any CONNACK.
+pub(crate) fn is_login_refusal(error: &rumqttc::ConnectionError) -> bool {
+    match error {
+        rumqttc::ConnectionError::ConnectionRefused(code) => is_auth_refusal(*code),
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => true,
+        _ => false,
+    }
+}
+
+/// Whether a CONNACK return code means the broker rejected the credentials.
+pub(crate) fn is_auth_refusal(code: rumqttc::ConnectReturnCode) -> bool {
+    matches!(
+        code,
+        rumqttc::ConnectReturnCode::BadUserNamePassword | rumqttc::ConnectReturnCode::NotAuthorized
+    )
+}

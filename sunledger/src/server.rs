@@ -1,0 +1,173 @@
+//! Starting and stopping everything in one process.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sunledger_billing::commands::BrokerCommandSink;
+use sunledger_billing::store::{Store, StoreError};
+use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
+use sunledger_billing::worker::Engine;
+use sunledger_broker::EmbeddedBroker;
+use sunledger_ingest::Ingest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+
+/// A running Sunledger: broker, ingest, billing engine, gRPC API and metrics endpoint.
+pub struct Server {
+    settings: Settings,
+    store: Arc<Store>,
+    directory: Arc<UnitDirectory>,
+    broker: EmbeddedBroker,
+    engine: Arc<Engine>,
+    ingest: Option<Ingest>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the database and starts every part; returns once all ports accept connections.
+    /// Must be called inside a multi-threaded tokio runtime.
+    pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        settings.validate()?;
+        let metrics = crate::metrics_http::recorder()?;
+        let store = Arc::new(
+            Store::open(&settings.database_path)
+                .with_context(|| format!("opening {}", settings.database_path.display()))?,
+        );
+        let directory = Arc::new(UnitDirectory::from_records(store.units()?));
+        let broker = EmbeddedBroker::start(&settings.broker, directory.clone())?;
+        let mut sinks = Vec::new();
+        for index in 0..settings.engine.partitions {
+            sinks.push(BrokerCommandSink::new(
+                broker.link(&format!("sunledger-commands-{index}"))?,
+            ));
+        }
+        let mut sinks = sinks.into_iter();
+        let engine = Arc::new(Engine::start(
+            store.clone(),
+            directory.clone(),
+            &settings.engine,
+            |_| Box::new(sinks.next().expect("one sink per partition")),
+        )?);
+        let ingest = Ingest::start(&broker, engine.clone())?;
+
+        let (stop, stopped) = watch::channel(false);
+        let grpc = TcpListener::bind(settings.grpc_listen)
+            .await
+            .with_context(|| format!("binding gRPC on {}", settings.grpc_listen))?;
+        let metrics_listener = TcpListener::bind(settings.metrics_listen)
+            .await
+            .with_context(|| format!("binding metrics on {}", settings.metrics_listen))?;
+        let tasks = vec![
+            tokio::spawn(log_exit(
+                "gRPC API",
+                sunledger_control_api::serve(grpc, wait_for(stopped.clone())),
+            )),
+            tokio::spawn(log_exit(
+                "metrics endpoint",
+                crate::metrics_http::serve(metrics_listener, metrics, wait_for(stopped)),
+            )),
+        ];
+        metrics::gauge!("sunledger_units_registered").set(directory.len() as f64);
+        tracing::info!(
+            mqtt = %settings.broker.listen, grpc = %settings.grpc_listen, metrics = %settings.metrics_listen,
+            database = %settings.database_path.display(), units = directory.len(), "sunledger serving"
+        );
+        Ok(Server {
+            settings,
+            store,
+            directory,
+            broker,
+            engine,
+            ingest: Some(ingest),
+            stop,
+            tasks,
+        })
+    }
+
+    /// Registers a new control unit and returns its device secret (shown only this once).
+    pub fn register_unit(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
+        let (record, secret) = self
+            .store
+            .register_unit(serial, chrono::Utc::now().timestamp_millis())?;
+        self.directory.upsert(&record);
+        metrics::gauge!("sunledger_units_registered").set(self.directory.len() as f64);
+        Ok(secret)
+    }
+
+    /// Issues a new device secret for a unit; the old one stops working at its next CONNECT.
+    pub fn rotate_secret(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
+        let (record, secret) = self.store.rotate_secret(serial)?;
+        self.directory.upsert(&record);
+        Ok(secret)
+    }
+
+    /// Takes a unit out of service: its CONNECTs and messages are refused from now on.
+    pub fn decommission_unit(&self, serial: &str) -> Result<(), StoreError> {
+        let record = self
+            .store
+            .set_unit_status(serial, UnitStatus::Decommissioned)?;
+        self.directory.upsert(&record);
+        Ok(())
+    }
+
+    /// The billing engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A shared handle to the durable store, for tasks that outlive a borrow.
+    pub fn store_handle(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The embedded broker.
+    pub fn broker(&self) -> &EmbeddedBroker {
+        &self.broker
+    }
+
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Stops taking messages, applies and commits everything queued, and stops the API.
+    pub async fn shutdown(mut self) {
+        if let Some(ingest) = self.ingest.take() {
+            ingest.shutdown();
+        }
+        let engine = self.engine.clone();
+        if tokio::task::spawn_blocking(move || engine.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!("billing engine shutdown panicked");
+        }
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        tracing::info!("sunledger stopped");
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn log_exit<E: std::fmt::Display>(
+    what: &'static str,
+    task: impl std::future::Future<Output = Result<(), E>>,
+) {
+    if let Err(error) = task.await {
+        tracing::error!(%error, "{what} stopped");
+    }
+}

@@ -1,0 +1,93 @@
+//! Settings of the whole process, validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sunledger_billing::worker::EngineConfig;
+use sunledger_broker::BrokerConfig;
+
+/// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
+/// `grpc_listen = "0.0.0.0:50051"` and a `[broker]` table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The redb file holding all durable state.
+    pub database_path: PathBuf,
+    /// Address of the gRPC API.
+    pub grpc_listen: SocketAddr,
+    /// Address of the Prometheus endpoint (path `/metrics`).
+    pub metrics_listen: SocketAddr,
+    /// The embedded MQTT broker.
+    pub broker: BrokerConfig,
+    /// The billing engine.
+    pub engine: EngineConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_path: PathBuf::from("data/sunledger.redb"),
+            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            broker: BrokerConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads a TOML settings file; absent keys keep their defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        use anyhow::Context;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Settings for a test: loopback ports picked by the caller, a temporary database.
+    pub fn for_tests(
+        database_path: PathBuf,
+        mqtt: SocketAddr,
+        grpc: SocketAddr,
+        metrics: SocketAddr,
+    ) -> Settings {
+        Settings {
+            database_path,
+            grpc_listen: grpc,
+            metrics_listen: metrics,
+            broker: BrokerConfig::for_tests(mqtt),
+            engine: EngineConfig {
+                partitions: 2,
+                command_resend_interval_ms: 1_000,
+                ..EngineConfig::default()
+            },
+        }
+    }
+
+    /// Checks every section once.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.broker.validate()?;
+        self.engine.validate().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults_and_unknown_keys_are_refused() {
+        let settings: Settings =
+            toml::from_str("grpc_listen = \"127.0.0.1:1\"\n[broker]\ninflight_max = 5\n").unwrap();
+        assert_eq!(
+            settings.grpc_listen,
+            "127.0.0.1:1".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(settings.broker.inflight_max, 5);
+        assert_eq!(settings.metrics_listen, Settings::default().metrics_listen);
+        assert!(toml::from_str::<Settings>("grpc_port = 1").is_err());
+        assert!(Settings::default().validate().is_ok());
+    }
+}
