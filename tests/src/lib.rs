@@ -1,1 +1,289 @@
-//! placeholder
+//! Harness for the end-to-end tests in `tests/tests/`: the real server on free loopback ports
+//! with a temporary redb file, real MQTT devices (rumqttc), and a Prometheus scraper.
+//!
+//! - [`TestServer`]: starts and stops a [`sunledger::Server`].
+//! - [`Device`]: one MQTT client with its event loop on a task, reporting what it receives.
+//! - [`metric`]: reads one sample from a `/metrics` scrape.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use sunledger::{Server, Settings};
+use sunledger_proto::topic::{TopicKind, device_topic};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// How long tests wait for something to happen before failing.
+pub const WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+    listener.local_addr().expect("ephemeral port address")
+}
+
+/// The real server on free ports with its own temporary database.
+pub struct TestServer {
+    /// The running server.
+    pub server: Server,
+    /// Where devices connect.
+    pub mqtt: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::start_in(dir).await
+    }
+
+    /// Starts a server on the database in `dir` (reused across restarts).
+    pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
+        let settings = Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
+        let server = Server::start(settings).await.expect("server starts");
+        TestServer {
+            server,
+            mqtt,
+            metrics,
+            dir,
+        }
+    }
+
+    /// Shuts the server down gracefully and hands back its data directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.server.shutdown().await;
+        self.dir
+    }
+
+    /// Registers a unit and returns its device secret.
+    pub fn register(&self, serial: &str) -> String {
+        self.server
+            .register_unit(serial)
+            .expect("registering unit")
+            .expose()
+            .to_owned()
+    }
+
+    /// Scrapes `/metrics` and returns the value of one sample (0 if absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric(&scrape(self.metrics).await, name, labels)
+    }
+
+    /// Polls the committed state of `serial` until `done` holds for it, or fails the test.
+    pub async fn wait_for_state(
+        &self,
+        serial: &str,
+        done: impl Fn(&sunledger_billing::engine::UnitState) -> bool,
+    ) -> sunledger_billing::engine::UnitState {
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        loop {
+            if let Some(state) = self
+                .server
+                .store()
+                .unit_state(serial)
+                .expect("reading state")
+                && done(&state)
+            {
+                return state;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "state of {serial} never reached the expected value"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Fetches the Prometheus text from `addr`.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to /metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "metrics endpoint answered: {response:.80}"
+    );
+    response
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text scrape, 0 if absent. Every
+/// given label must match; other labels are ignored.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name))
+        .filter(|(series, _)| {
+            labels
+                .iter()
+                .all(|(key, value)| series.contains(&format!("{key}=\"{value}\"")))
+        })
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+/// What a test device's event loop observed.
+#[derive(Debug)]
+pub enum Seen {
+    /// The broker accepted the CONNECT.
+    Connected,
+    /// A message arrived: (topic, payload, retained).
+    Message(String, Vec<u8>, bool),
+    /// The broker acknowledged a subscription.
+    Subscribed,
+    /// The connection ended (refused, closed by the broker, or I/O error).
+    Closed(String),
+}
+
+/// A real MQTT device: client id = username = serial, password = secret.
+pub struct Device {
+    /// The serial it connects as.
+    pub serial: String,
+    /// Publishes and subscribes.
+    pub client: AsyncClient,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    eventloop: tokio::task::JoinHandle<()>,
+}
+
+impl Device {
+    /// Connects (without waiting for the CONNACK; see [`Device::expect_connected`]). The last
+    /// will is `offline` on the device's own status topic unless `will_serial` names another.
+    pub fn connect(
+        mqtt: SocketAddr,
+        serial: &str,
+        secret: &str,
+        will_serial: Option<&str>,
+    ) -> Device {
+        let mut options = MqttOptions::new(serial, mqtt.ip().to_string(), mqtt.port());
+        options
+            .set_credentials(serial, secret)
+            .set_keep_alive(Duration::from_secs(5));
+        let will_topic = device_topic(will_serial.unwrap_or(serial), TopicKind::Status);
+        options.set_last_will(LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true));
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        let (report, seen) = mpsc::unbounded_channel();
+        let eventloop = tokio::spawn(async move {
+            loop {
+                let event = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::Connected,
+                    Ok(Event::Incoming(Packet::SubAck(_))) => Seen::Subscribed,
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        Seen::Message(p.topic.to_string(), p.payload.to_vec(), p.retain)
+                    }
+                    Ok(_) => continue,
+                    Err(error) => {
+                        let _ = report.send(Seen::Closed(error.to_string()));
+                        return;
+                    }
+                };
+                if report.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Device {
+            serial: serial.to_owned(),
+            client,
+            seen,
+            eventloop,
+        }
+    }
+
+    /// Drops the TCP connection without an MQTT DISCONNECT, as a device losing power does.
+    pub fn vanish(self) {
+        self.eventloop.abort();
+    }
+
+    /// Waits for the next observation.
+    pub async fn next(&mut self) -> Seen {
+        tokio::time::timeout(WAIT_MAX, self.seen.recv())
+            .await
+            .expect("device saw nothing in time")
+            .unwrap_or(Seen::Closed("event loop ended".to_owned()))
+    }
+
+    /// Waits for the CONNACK, failing the test if the connection is refused.
+    pub async fn expect_connected(&mut self) {
+        match self.next().await {
+            Seen::Connected => {}
+            other => panic!("{} expected to connect, saw {other:?}", self.serial),
+        }
+    }
+
+    /// Waits until the broker closes the connection, skipping other observations.
+    pub async fn expect_closed(&mut self) -> String {
+        loop {
+            if let Seen::Closed(reason) = self.next().await {
+                return reason;
+            }
+        }
+    }
+
+    /// Waits for the next message, skipping acks.
+    pub async fn next_message(&mut self) -> (String, Vec<u8>, bool) {
+        loop {
+            match self.next().await {
+                Seen::Message(topic, payload, retained) => return (topic, payload, retained),
+                Seen::Closed(reason) => panic!(
+                    "{} closed while waiting for a message: {reason}",
+                    self.serial
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// Publishes `payload` at QoS 1 on this device's topic of `kind`.
+    pub async fn publish(&self, kind: TopicKind, payload: impl Into<Vec<u8>>) {
+        self.publish_as(&self.serial.clone(), kind, payload).await;
+    }
+
+    /// Publishes at QoS 1 on another serial's topic (for spoofing tests).
+    pub async fn publish_as(&self, serial: &str, kind: TopicKind, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(device_topic(serial, kind), QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queueing publish");
+    }
+
+    /// Subscribes to `serial`'s command topic.
+    pub async fn subscribe_commands_of(&self, serial: &str) {
+        self.client
+            .subscribe(device_topic(serial, TopicKind::Cmd), QoS::AtLeastOnce)
+            .await
+            .expect("queueing subscribe");
+    }
+}
+
+impl TestServer {
+    /// Polls `/metrics` until `name{labels}` reaches at least `value`, or fails the test.
+    pub async fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        loop {
+            let now = self.metric(name, labels).await;
+            if now >= value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}{labels:?} stayed at {now}, expected at least {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Proves that a load command published by the engine reaches the device on its `cmd` topic,
+//! is retained so a reconnecting device gets the current state, is confirmed by the device's
+//! ack (protobuf or JSON), and that the device's last will marks it offline.
+
+use prost::Message;
+use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
+use sunledger_proto::topic::{TopicKind, device_topic};
+use sunledger_tests::{Device, Seen, TestServer};
+
+const SERIAL: &str = "SL-CMD-1";
+
+async fn connect_and_subscribe(server: &TestServer, secret: &str) -> Device {
+    let mut device = Device::connect(server.mqtt, SERIAL, secret, None);
+    device.expect_connected().await;
+    device.subscribe_commands_of(SERIAL).await;
+    device
+}
+
+async fn next_command(device: &mut Device) -> (Command, bool) {
+    let (topic, payload, retained) = device.next_message().await;
+    assert_eq!(topic, device_topic(SERIAL, TopicKind::Cmd));
+    (
+        Command::decode(payload.as_slice()).expect("a protobuf Command"),
+        retained,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confirmed_by_its_ack() {
+    let server = TestServer::start().await;
+    let secret = server.register(SERIAL);
+    let mut device = connect_and_subscribe(&server, &secret).await;
+    assert!(matches!(device.next().await, Seen::Subscribed));
+
+    let off = tokio::task::block_in_place(|| {
+        server
+            .server
+            .engine()
+            .set_load(SERIAL, LoadState::Off, Reason::Manual)
+    })
+    .unwrap();
+    let (received, _) = next_command(&mut device).await;
+    assert_eq!(received, off);
+    assert_eq!(
+        (received.cmd_id, received.load(), received.reason()),
+        (1, LoadState::Off, Reason::Manual)
+    );
+
+    let ack = CommandAck {
+        cmd_id: 1,
+        load: LoadState::Off as i32,
+    };
+    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
+    server
+        .wait_for_state(SERIAL, |state| {
+            state.confirmed == Some((1, LoadState::Off as i32))
+        })
+        .await;
+
+    device.client.disconnect().await.unwrap();
+    device.expect_closed().await;
+    let mut device = connect_and_subscribe(&server, &secret).await;
+    let (retained, retain_flag) = next_command(&mut device).await;
+    assert_eq!(
+        retained, off,
+        "a reconnecting device gets the current command"
+    );
+    assert!(retain_flag);
+
+    let on = tokio::task::block_in_place(|| {
+        server
+            .server
+            .engine()
+            .set_load(SERIAL, LoadState::On, Reason::Manual)
+    })
+    .unwrap();
+    assert_eq!(on.cmd_id, 2);
+    assert_eq!(next_command(&mut device).await.0, on);
+    device
+        .publish(TopicKind::Ack, r#"{"cmd_id":2,"load":"LOAD_STATE_ON"}"#)
+        .await;
+    server
+        .wait_for_state(SERIAL, |state| {
+            state.confirmed == Some((2, LoadState::On as i32))
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_will_marks_a_vanished_device_offline() {
+    let server = TestServer::start().await;
+    let serial = "SL-WILL-1";
+    let secret = server.register(serial);
+    let mut device = Device::connect(server.mqtt, serial, &secret, None);
+    device.expect_connected().await;
+    device.publish(TopicKind::Status, "online").await;
+    server.wait_for_state(serial, |state| state.online).await;
+    // Losing the connection without DISCONNECT makes the broker publish the last will.
+    device.vanish();
+    server.wait_for_state(serial, |state| !state.online).await;
+}
