@@ -50,6 +50,9 @@ impl Demo {
             broker_host: mqtt.ip().to_string(),
             broker_port: mqtt.port(),
             report_interval_ms: 5_000,
+            // One real second is 12 simulated minutes: a report every simulated hour, a day
+            // of load curve every two real minutes.
+            time_scale: 720.0,
             ..SimConfig::default()
         };
         let fleet = Arc::new(Mutex::new(Fleet::start(config, credentials)?));
