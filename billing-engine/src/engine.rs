@@ -136,12 +136,12 @@ impl Partition {
 
     /// Applies one event in memory; returns whether the unit's state changed.
     fn apply_event(&mut self, event: &DeviceEvent) -> bool {
-        if self.directory.status(&event.serial) != Some(UnitStatus::Enabled) {
-            let reason = if self.directory.status(&event.serial).is_none() {
-                "unknown_serial"
-            } else {
-                "decommissioned"
-            };
+        let refusal = match self.directory.status(&event.serial) {
+            Some(UnitStatus::Enabled) => None,
+            Some(UnitStatus::Decommissioned) => Some("decommissioned"),
+            None => Some("unknown_serial"),
+        };
+        if let Some(reason) = refusal {
             metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason).increment(1);
             return false;
         }

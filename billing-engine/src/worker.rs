@@ -52,22 +52,29 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// Checks every field once, before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
-        let bad = |field: &str| Err(format!("engine.{field} must be at least 1"));
-        if self.partitions == 0 {
-            return bad("partitions");
+    pub fn validate(&self) -> Result<(), EngineConfigError> {
+        let fields = [
+            ("partitions", self.partitions as u64),
+            ("queue_events_max", self.queue_events_max as u64),
+            ("batch_events_max", self.batch_events_max as u64),
+            (
+                "command_resend_interval_ms",
+                self.command_resend_interval_ms,
+            ),
+        ];
+        match fields.into_iter().find(|(_, value)| *value == 0) {
+            Some((field, _)) => Err(EngineConfigError { field }),
+            None => Ok(()),
         }
-        if self.queue_events_max == 0 {
-            return bad("queue_events_max");
-        }
-        if self.batch_events_max == 0 {
-            return bad("batch_events_max");
-        }
-        if self.command_resend_interval_ms == 0 {
-            return bad("command_resend_interval_ms");
-        }
-        Ok(())
     }
+}
+
+/// An engine setting that cannot work: every engine limit must be at least 1.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("engine.{field} must be at least 1")]
+pub struct EngineConfigError {
+    /// The offending field.
+    pub field: &'static str,
 }
 
 enum Request {
@@ -234,7 +241,9 @@ impl Worker {
         let mut batch = Vec::with_capacity(self.config.batch_events_max);
         let resend_interval = Duration::from_millis(self.config.command_resend_interval_ms);
         let mut last_resend = Instant::now();
-        let partition_label = self.index.to_string();
+        let queue_depth =
+            metrics::gauge!("sunledger_ingest_queue_depth", "partition" => self.index.to_string());
+        let batch_events = metrics::histogram!("sunledger_billing_batch_events");
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
             let mut busy = self.serve_requests();
@@ -244,11 +253,10 @@ impl Worker {
                     None => break,
                 }
             }
-            metrics::gauge!("sunledger_ingest_queue_depth", "partition" => partition_label.clone())
-                .set(self.queue.len() as f64);
+            queue_depth.set(self.queue.len() as f64);
             if !batch.is_empty() {
                 busy = true;
-                metrics::histogram!("sunledger_billing_batch_events").record(batch.len() as f64);
+                batch_events.record(batch.len() as f64);
                 if let Err(error) = self.partition.apply_batch(&batch) {
                     tracing::error!(%error, events = batch.len(), "batch commit failed; devices' next cumulative readings will cover it");
                 }

@@ -68,7 +68,7 @@ impl Settings {
     /// Checks every section once.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.broker.validate()?;
-        self.engine.validate().map_err(anyhow::Error::msg)?;
+        self.engine.validate()?;
         Ok(())
     }
 }
@@ -89,5 +89,9 @@ mod tests {
         assert_eq!(settings.metrics_listen, Settings::default().metrics_listen);
         assert!(toml::from_str::<Settings>("grpc_port = 1").is_err());
         assert!(Settings::default().validate().is_ok());
+        let mut settings = Settings::default();
+        settings.engine.partitions = 0;
+        let error = settings.validate().unwrap_err().to_string();
+        assert_eq!(error, "engine.partitions must be at least 1");
     }
 }
