@@ -43,8 +43,18 @@ impl TestServer {
 
     /// Starts a server on the database in `dir` (reused across restarts).
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts a server on the database in `dir` with test settings changed by `adjust`.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
-        let settings = Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
+        let mut settings =
+            Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
+        adjust(&mut settings);
         let server = Server::start(settings).await.expect("server starts");
         TestServer {
             server,
