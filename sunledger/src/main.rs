@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=off,rumqttd::router::routing=warn".into()),
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .init();
     match Cli::parse().command {
