@@ -2,11 +2,12 @@
 //!
 //! - [`decode`]: one forwarded MQTT message → a [`DeviceEvent`] or a [`Rejection`] with the
 //!   reason counted in `sunledger_ingest_rejected_total{reason}`. Never panics on input.
-//! - [`stage`]: the reader thread on an in-process broker link. It subscribes to every
-//!   device's `telemetry`, `ack` and `status`, decodes, and pushes each event onto the bounded
-//!   lock-free queue of the partition that owns the serial. When a queue is full the reader
-//!   waits (counted), so memory stays bounded and nothing accepted is dropped; the broker keeps
-//!   the backlog in its own bounded log meanwhile.
+//! - [`stage`]: one reader thread per subscription (every device's `telemetry`, `ack`,
+//!   `status`), each on its own in-process broker link. It decodes and pushes each event onto
+//!   the bounded lock-free queue of the partition that owns the serial. When a queue is full
+//!   the reader waits (counted), so memory stays bounded; the broker keeps the backlog in its
+//!   own bounded log meanwhile, and if that log overflows, the messages it evicted are counted
+//!   from the gap in its offsets (`sunledger_ingest_broker_skipped_total`).
 //!
 //! Data flow: broker link → [`decode`] → partition queue → billing worker (batches, commits).
 //!

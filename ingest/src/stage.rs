@@ -1,4 +1,4 @@
-//! The reader thread: broker link → decode → partition queues.
+//! The reader threads: broker links → decode → partition queues.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,46 +46,59 @@ impl From<LinkError> for IngestError {
 /// The running ingest stage.
 pub struct Ingest {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Ingest {
-    /// Subscribes to every device topic and starts feeding `engine`.
+    /// Subscribes to every device topic, one in-process link and reader thread per filter, and
+    /// starts feeding `engine`.
     pub fn start(broker: &EmbeddedBroker, engine: Arc<Engine>) -> Result<Ingest, IngestError> {
-        let mut link = broker.link(LINK_CLIENT_ID)?;
-        for filter in [ALL_TELEMETRY, ALL_ACKS, ALL_STATUS] {
-            link.tx.subscribe(filter)?;
-        }
         let stop = Arc::new(AtomicBool::new(false));
-        let reader = Reader {
-            link,
-            engine,
-            stop: stop.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("ingest".to_owned())
-            .spawn(move || reader.run())?;
-        Ok(Ingest {
-            stop,
-            thread: Some(thread),
-        })
+        let mut threads = Vec::new();
+        for (kind, filter) in [
+            ("telemetry", ALL_TELEMETRY),
+            ("ack", ALL_ACKS),
+            ("status", ALL_STATUS),
+        ] {
+            let mut link = broker.link(&format!("{LINK_CLIENT_ID}-{kind}"))?;
+            link.tx.subscribe(filter)?;
+            let reader = Reader {
+                link,
+                kind,
+                engine: engine.clone(),
+                stop: stop.clone(),
+                last_offset: None,
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("ingest-{kind}"))
+                    .spawn(move || reader.run())?,
+            );
+        }
+        Ok(Ingest { stop, threads })
     }
 
     /// Stops reading; events already queued are still applied by the engine's shutdown.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the ingest thread panicked");
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("an ingest thread panicked");
+            }
         }
     }
 }
 
+/// Reads one subscription filter. One filter per link keeps rumqttd's per-filter log offsets
+/// consecutive in what this reader receives, so a gap means rumqttd evicted messages this
+/// reader had not read yet (its bounded log overflowed while billing lagged): that loss is
+/// counted in `sunledger_ingest_broker_skipped_total{kind}` instead of passing silently.
 struct Reader {
     link: Link,
+    kind: &'static str,
     engine: Arc<Engine>,
     stop: Arc<AtomicBool>,
+    last_offset: Option<u64>,
 }
 
 impl Reader {
@@ -94,7 +107,8 @@ impl Reader {
             let deadline = Instant::now() + STOP_POLL;
             match self.link.rx.recv_deadline(deadline) {
                 Ok(Some(Notification::Forward(forward))) => {
-                    self.forward(&forward.publish.topic, &forward.publish.payload)
+                    self.account_offset(forward.cursor);
+                    self.forward(&forward.publish.topic, &forward.publish.payload);
                 }
                 Ok(Some(Notification::Unschedule)) => {
                     // The router paused this link (its buffer was full); ask for more.
@@ -111,6 +125,24 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Counts messages skipped between the previous forward and this one.
+    fn account_offset(&mut self, cursor: Option<(u64, u64)>) {
+        let Some((_, offset)) = cursor else { return };
+        if let Some(last) = self.last_offset
+            && offset > last + 1
+        {
+            let skipped = offset - last - 1;
+            metrics::counter!("sunledger_ingest_broker_skipped_total", "kind" => self.kind)
+                .increment(skipped);
+            tracing::warn!(
+                kind = self.kind,
+                skipped,
+                "the broker evicted messages before ingest read them (billing lagged beyond the broker's log)"
+            );
+        }
+        self.last_offset = Some(offset);
     }
 
     fn forward(&self, topic: &[u8], payload: &[u8]) {

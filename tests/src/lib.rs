@@ -4,6 +4,9 @@
 //! - [`TestServer`]: starts and stops a [`sunledger::Server`].
 //! - [`Device`]: one MQTT client with its event loop on a task, reporting what it receives.
 //! - [`metric`]: reads one sample from a `/metrics` scrape.
+//! - [`burst`]: a burst of readings into a deliberately slow engine (back-pressure tests).
+
+pub mod burst;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
