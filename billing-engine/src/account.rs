@@ -2,8 +2,12 @@
 //!
 //! Every operation validates first (amounts, texts, checked sums), then changes state, then
 //! decides the desired load: it returns [`Effects`], the ledger entries it appended and, only
-//! when the desired load changed (or the plan just completed), a [`LoadCommand`] numbered one
-//! past the previous. The owner persists the entries and the account together.
+//! when the desired load changed (or the plan just completed), a [`LoadDecision`]. The owner
+//! persists the entries and the account together.
+//!
+//! Accounts do not number commands or track what the device confirmed: the engine owns the one
+//! per-unit command sequence (billing decisions, manual switches and offline disables share it)
+//! and matches acknowledgements there. A [`LoadDecision`] is only an input to that sequence.
 //!
 //! Desired load, in order: a completed plan is ON for good (`PlanCompleted`); otherwise with
 //! automatic switch-off enabled a balance strictly below the negative charge limit is OFF
@@ -56,8 +60,6 @@ pub enum LoadState {
     On,
     /// The load output is (to be) switched off.
     Off,
-    /// Not known: no acknowledgement received yet. Never a desired state.
-    Unknown,
 }
 
 /// Why the desired load changed, mirroring the device protocol's `Reason`.
@@ -76,14 +78,12 @@ pub enum Reason {
     PlanCompleted,
 }
 
-/// A load-switch command for the device, issued only when the desired state changes.
+/// The desired load state changed; the engine turns it into the unit's next numbered command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoadCommand {
-    /// One past the previous command's id, so the device can ignore stale commands.
-    pub cmd_id: u64,
-    /// The desired load state (`On` or `Off`).
+pub struct LoadDecision {
+    /// The new desired load state.
     pub load: LoadState,
-    /// Why.
+    /// Why, sent to the device with the command.
     pub reason: Reason,
 }
 
@@ -92,8 +92,9 @@ pub struct LoadCommand {
 pub struct Effects {
     /// Ledger entries appended, in order; the account's totals already include them.
     pub entries: Vec<LedgerEntry>,
-    /// The command to publish, if the desired load changed.
-    pub command: Option<LoadCommand>,
+    /// The new desired load, if it changed (or the plan just completed): for the engine to
+    /// publish as the unit's next command.
+    pub load_change: Option<LoadDecision>,
     /// Set only by [`Account::apply_due_instalments`] when the per-call limit
     /// ([`crate::schedule::INSTALMENTS_PER_CALL_MAX`]) was hit: call again.
     pub more_due: bool,
@@ -110,17 +111,6 @@ pub struct AccountSetup {
     pub negative_charge_limit: Option<Decimal>,
     /// Override of the plan's automatic switch-off.
     pub auto_switch_off: Option<bool>,
-}
-
-/// How [`Account::record_ack`] treated a device acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
-    /// It acknowledged the latest command; the confirmed state was updated.
-    Current,
-    /// It acknowledged an older command, superseded since; ignored.
-    Stale,
-    /// It names a command never issued; ignored.
-    Unknown,
 }
 
 /// Why stored totals disagree with their ledger (`Account::check_ledger`).
@@ -160,26 +150,23 @@ pub struct Account {
     auto_switch_off: bool,
     /// Where the account is in its plan.
     plan_state: PlanState,
-    /// The load state the platform wants (never `Unknown`).
+    /// The load state the rules last decided; compared with each new outcome so that a
+    /// decision is emitted only on change.
     desired_load: LoadState,
     /// Why the load is desired so; sent with the command.
     desired_reason: Reason,
-    /// The load state the device last acknowledged for the latest command.
-    confirmed_load: LoadState,
     /// Anchor of the instalment schedule.
     first_deposit_at: Option<DateTime<Utc>>,
     /// Instalments charged so far; the next due is number `instalments_applied + 1`.
     instalments_applied: u32,
-    /// Id of the latest command; opening the account issues command 1.
-    last_cmd_id: u64,
-    /// Id of the latest command the device acknowledged (0: none).
-    acked_cmd_id: u64,
 }
 
 impl Account {
-    /// Opens an account on a plan at `at`. The opening desired state counts as command 1, which
-    /// [`Account::pending_command`] returns until the device acknowledges it. A down-payment
-    /// that already covers the total system cost completes the plan at once.
+    /// Opens an account on a plan at `at`, its load desired ON (`PlanCompleted` if a down-payment
+    /// already covers the total system cost, which completes the plan at once; otherwise
+    /// `CreditRestored`). No decision is returned: the caller reads [`Account::desired_load`],
+    /// and the engine publishes it as a command if it differs from the unit's current desired
+    /// state.
     pub fn open(
         terms: &PlanTerms,
         setup: &AccountSetup,
@@ -202,15 +189,11 @@ impl Account {
             plan_state: PlanState::PendingFirstDeposit,
             desired_load: LoadState::On,
             desired_reason: Reason::CreditRestored,
-            confirmed_load: LoadState::Unknown,
             first_deposit_at: None,
             instalments_applied: 0,
-            last_cmd_id: 0,
-            acked_cmd_id: 0,
         };
         account.try_complete(at);
         (account.desired_load, account.desired_reason) = account.computed_load();
-        account.last_cmd_id = 1;
         Ok(account)
     }
 
@@ -254,14 +237,10 @@ impl Account {
         self.plan_state
     }
 
-    /// The desired load state and why.
+    /// The desired load state and why: what the rules last decided, whether or not the engine
+    /// has sent it or the device confirmed it.
     pub fn desired_load(&self) -> (LoadState, Reason) {
         (self.desired_load, self.desired_reason)
-    }
-
-    /// The load state the device acknowledged for the latest command it confirmed.
-    pub fn confirmed_load(&self) -> LoadState {
-        self.confirmed_load
     }
 
     /// When the first credit deposit was received: the instalment anchor.
@@ -272,11 +251,6 @@ impl Account {
     /// How many instalments have been charged.
     pub fn instalments_applied(&self) -> u32 {
         self.instalments_applied
-    }
-
-    /// Id of the latest command issued.
-    pub fn last_cmd_id(&self) -> u64 {
-        self.last_cmd_id
     }
 
     /// Sets the negative charge limit (≤ 0); may switch the load, as the limit decides it.
@@ -307,25 +281,6 @@ impl Account {
         Ok(self.effects(Vec::new(), completed))
     }
 
-    /// Records a device acknowledgement; only one for the latest command counts.
-    pub fn record_ack(&mut self, cmd_id: u64, load: LoadState) -> AckOutcome {
-        if cmd_id > self.last_cmd_id {
-            return AckOutcome::Unknown;
-        }
-        if cmd_id < self.last_cmd_id {
-            return AckOutcome::Stale;
-        }
-        self.confirmed_load = load;
-        self.acked_cmd_id = cmd_id;
-        AckOutcome::Current
-    }
-
-    /// The latest command, if the device has not acknowledged it: what to resend after a
-    /// restart or reconnect.
-    pub fn pending_command(&self) -> Option<LoadCommand> {
-        (self.acked_cmd_id != self.last_cmd_id).then_some(self.current_command())
-    }
-
     /// Compares stored totals with the ledger's: an O(n) audit, meant for debug builds and
     /// offline checks (the redb `debug_check_consistency` habit).
     pub fn check_ledger<'a>(
@@ -341,15 +296,6 @@ impl Account {
             Ok(())
         } else {
             Err(LedgerMismatch::Totals { stored, replayed })
-        }
-    }
-
-    /// The command describing the current desired state.
-    fn current_command(&self) -> LoadCommand {
-        LoadCommand {
-            cmd_id: self.last_cmd_id,
-            load: self.desired_load,
-            reason: self.desired_reason,
         }
     }
 
@@ -392,23 +338,22 @@ impl Account {
         }
     }
 
-    /// Wraps appended entries with the command the new state calls for: one past the previous
-    /// id, only if the desired load changed or the plan just completed.
+    /// Wraps appended entries with the decision the new state calls for: only if the desired
+    /// load changed or the plan just completed.
     fn effects(&mut self, entries: Vec<LedgerEntry>, just_completed: bool) -> Effects {
         let (load, reason) = self.computed_load();
-        let command = if load != self.desired_load || just_completed {
+        let load_change = if load != self.desired_load || just_completed {
             self.desired_load = load;
             self.desired_reason = reason;
-            // 2^64 commands cannot be reached (one per nanosecond lasts 584 years).
-            self.last_cmd_id = self.last_cmd_id.saturating_add(1);
-            Some(self.current_command())
+            Some(LoadDecision { load, reason })
         } else {
             None
         };
-        debug_assert_ne!(self.desired_load, LoadState::Unknown);
+        // The reason changes only with the load or at completion, so no change goes unreported.
+        debug_assert_eq!((self.desired_load, self.desired_reason), (load, reason));
         Effects {
             entries,
-            command,
+            load_change,
             more_due: false,
         }
     }

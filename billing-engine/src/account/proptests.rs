@@ -2,9 +2,9 @@
 //! changes are applied both to [`Account`] and to a reference model built from plain sums
 //! (instalments due every fixed 24 h or 7 × 24 h after the first deposit, which is what a
 //! calendar in a zone without DST gives). After every step the two must agree on balance, total
-//! paid, plan completion and desired load; a command must appear exactly when the model's
-//! desired load changed or the plan just completed, with ids one apart; and the account's
-//! totals must equal the replay of its ledger.
+//! paid, plan completion and desired load; a load decision must appear exactly when the model's
+//! desired load changed or the plan just completed, carrying the model's new load and reason;
+//! and the account's totals must equal the replay of its ledger.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -112,20 +112,21 @@ struct Model {
     applied: i32,
     payments: Vec<(Decimal, bool)>,
     desired: LoadState,
+    reason: Reason,
 }
 
 impl Model {
-    fn desired_now(&self) -> LoadState {
+    fn desired_now(&self) -> (LoadState, Reason) {
         if self.completed_at.is_some() {
-            LoadState::On
+            (LoadState::On, Reason::PlanCompleted)
         } else if self.auto_switch_off && self.balance < self.limit {
-            LoadState::Off
+            (LoadState::Off, Reason::CreditExhausted)
         } else {
-            LoadState::On
+            (LoadState::On, Reason::CreditRestored)
         }
     }
 
-    /// Applies a step's state change; returns whether a command is expected.
+    /// Applies a step's state change; returns whether a load decision is expected.
     fn step(&mut self, op: &Op, now: DateTime<Utc>) -> bool {
         let mut completed_now = false;
         match *op {
@@ -162,9 +163,9 @@ impl Model {
             Op::SetLimit { cents_below_zero } => self.limit = -cents(cents_below_zero),
             Op::SetAuto(enabled) => self.auto_switch_off = enabled,
         }
-        let desired = self.desired_now();
+        let (desired, reason) = self.desired_now();
         let changed = desired != self.desired;
-        self.desired = desired;
+        (self.desired, self.reason) = (desired, reason);
         changed || completed_now
     }
 
@@ -231,6 +232,7 @@ fn setup(s: &Scenario) -> (PlanTerms, AccountSetup, Model) {
         applied: 0,
         payments: Vec::new(),
         desired: LoadState::On,
+        reason: Reason::CreditRestored,
     };
     (terms, account_setup, model)
 }
@@ -304,25 +306,25 @@ proptest! {
         let mut account = Account::open(&terms, &account_setup, now).unwrap();
         if account_setup.total_system_cost.is_some_and(|cost| account_setup.down_payment >= cost) {
             model.completed_at = Some(now);
+            model.reason = Reason::PlanCompleted;
         }
+        prop_assert_eq!(account.desired_load(), (model.desired, model.reason));
         let mut ledger = Vec::new();
-        let mut last_cmd_id = account.last_cmd_id();
         for op in &s.ops {
             if let Op::Tick { minutes, .. } = *op {
                 now += Duration::minutes(i64::from(minutes));
             }
-            let expect_command = model.step(op, now);
+            let expect_decision = model.step(op, now);
             let effects = apply(&mut account, &ledger, op, now, s.tz);
-            prop_assert_eq!(effects.command.is_some(), expect_command, "{:?}", op);
-            if let Some(command) = effects.command {
-                prop_assert_eq!(command.cmd_id, last_cmd_id + 1);
-                prop_assert_eq!(command.load, model.desired);
-                last_cmd_id = command.cmd_id;
+            prop_assert_eq!(effects.load_change.is_some(), expect_decision, "{:?}", op);
+            if let Some(decision) = effects.load_change {
+                prop_assert_eq!(decision.load, model.desired);
+                prop_assert_eq!(decision.reason, model.reason);
             }
             ledger.extend(effects.entries);
             prop_assert_eq!(account.balance(), model.balance);
             prop_assert_eq!(account.total_paid(), model.total_paid);
-            prop_assert_eq!(account.desired_load().0, model.desired);
+            prop_assert_eq!(account.desired_load(), (model.desired, model.reason));
             prop_assert_eq!(
                 matches!(account.plan_state(), PlanState::Completed { .. }),
                 model.completed_at.is_some()

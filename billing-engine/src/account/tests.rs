@@ -1,8 +1,8 @@
 //! Proves the account rules by example: the worked instalment example to the day, missed
 //! instalments after downtime applied exactly once, down-payment and plan completion (mid
-//! period, stopping later charges), negative charge limits at their boundary, load commands
-//! only on change with increasing ids, reversals, validation before any state change, and that
-//! the balance always equals the replayed ledger.
+//! period, stopping later charges), negative charge limits at their boundary, load decisions
+//! exactly when the desired load changes (and always on completion), reversals, validation
+//! before any state change, and that the balance always equals the replayed ledger.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -44,11 +44,11 @@ fn wh(load_wh: u64) -> EnergyDelta {
     EnergyDelta { load_wh, usb_wh: 0 }
 }
 
-/// An account with its ledger and the commands it issued, checked after every operation.
+/// An account with its ledger and the load decisions it emitted, checked after every operation.
 struct Books {
     account: Account,
     ledger: Vec<LedgerEntry>,
-    commands: Vec<LoadCommand>,
+    decisions: Vec<LoadDecision>,
     next_seq: u64,
 }
 
@@ -58,19 +58,19 @@ impl Books {
         Books {
             account,
             ledger: Vec::new(),
-            commands: Vec::new(),
+            decisions: Vec::new(),
             next_seq: 0,
         }
     }
 
-    fn record(&mut self, effects: Effects) -> Option<LoadCommand> {
+    fn record(&mut self, effects: Effects) -> Option<LoadDecision> {
         self.ledger.extend(effects.entries);
-        self.commands.extend(effects.command);
+        self.decisions.extend(effects.load_change);
         self.account.check_ledger(&self.ledger).unwrap();
-        effects.command
+        effects.load_change
     }
 
-    fn pay(&mut self, amount: Decimal, at: &str) -> Option<LoadCommand> {
+    fn pay(&mut self, amount: Decimal, at: &str) -> Option<LoadDecision> {
         let reference = format!("P{}", self.ledger.len());
         let effects = self
             .account
@@ -79,7 +79,7 @@ impl Books {
         self.record(effects)
     }
 
-    fn use_wh(&mut self, energy_wh: u64, at: &str) -> Option<LoadCommand> {
+    fn use_wh(&mut self, energy_wh: u64, at: &str) -> Option<LoadDecision> {
         self.next_seq += 1;
         let reading = ReadingId {
             boot: 1,
@@ -92,18 +92,14 @@ impl Books {
         self.record(effects)
     }
 
-    fn tick(&mut self, now: &str, tz: Tz) -> Option<LoadCommand> {
+    fn tick(&mut self, now: &str, tz: Tz) -> Option<LoadDecision> {
         let effects = self.account.apply_due_instalments(utc(now), tz).unwrap();
         self.record(effects)
     }
 }
 
-fn command(cmd_id: u64, load: LoadState, reason: Reason) -> Option<LoadCommand> {
-    Some(LoadCommand {
-        cmd_id,
-        load,
-        reason,
-    })
+fn decision(load: LoadState, reason: Reason) -> Option<LoadDecision> {
+    Some(LoadDecision { load, reason })
 }
 
 #[test]
@@ -123,12 +119,12 @@ fn worked_example_one_dollar_a_week_two_dollars_on_1_june() {
         ("2026-06-22T12:00:00+03:00", dec!(-1)),
     ];
     for (now, balance) in expected {
-        let command = books.tick(now, nairobi);
+        let load_change = books.tick(now, nairobi);
         assert_eq!(books.account.balance(), balance, "at {now}");
         if balance < Decimal::ZERO {
-            assert_eq!(command, command_off(2));
+            assert_eq!(load_change, decision_off());
         } else {
-            assert_eq!(command, None, "at {now}");
+            assert_eq!(load_change, None, "at {now}");
         }
     }
     assert_eq!(books.account.instalments_applied(), 3);
@@ -143,8 +139,8 @@ fn worked_example_one_dollar_a_week_two_dollars_on_1_june() {
     );
 }
 
-fn command_off(cmd_id: u64) -> Option<LoadCommand> {
-    command(cmd_id, LoadState::Off, Reason::CreditExhausted)
+fn decision_off() -> Option<LoadDecision> {
+    decision(LoadState::Off, Reason::CreditExhausted)
 }
 
 #[test]
@@ -240,7 +236,7 @@ fn down_payment_is_not_credit_but_counts_toward_the_total_system_cost() {
     assert_eq!(books.pay(dec!(69.99), "2026-06-01T00:00:00Z"), None);
     assert_eq!(books.account.plan_state(), PlanState::Active);
     let completing = books.pay(dec!(0.01), "2026-06-02T00:00:00Z");
-    assert_eq!(completing, command(2, LoadState::On, Reason::PlanCompleted));
+    assert_eq!(completing, decision(LoadState::On, Reason::PlanCompleted));
     assert_eq!(
         books.account.plan_state(),
         PlanState::Completed {
@@ -263,8 +259,8 @@ fn a_down_payment_covering_the_cost_completes_the_plan_at_opening() {
         PlanState::Completed { .. }
     ));
     assert_eq!(
-        books.account.pending_command(),
-        command(1, LoadState::On, Reason::PlanCompleted)
+        books.account.desired_load(),
+        (LoadState::On, Reason::PlanCompleted)
     );
 }
 
@@ -278,10 +274,10 @@ fn completion_mid_period_stops_later_instalments_and_switches_on_for_good() {
     };
     let mut books = Books::open(terms, setup);
     books.pay(dec!(5), "2026-06-01T10:00:00Z");
-    assert_eq!(books.tick("2026-06-08T10:00:00Z", Tz::UTC), command_off(2));
+    assert_eq!(books.tick("2026-06-08T10:00:00Z", Tz::UTC), decision_off());
     // Instalment 2 falls due on 15 June, but the server only ticks after the completing payment.
     let completing = books.pay(dec!(45), "2026-06-18T00:00:00Z");
-    assert_eq!(completing, command(3, LoadState::On, Reason::PlanCompleted));
+    assert_eq!(completing, decision(LoadState::On, Reason::PlanCompleted));
     books.tick("2026-09-01T00:00:00Z", Tz::UTC);
     let indices: Vec<_> = books
         .ledger
@@ -348,7 +344,7 @@ fn limit_zero_switches_off_just_below_zero_and_a_payment_restores() {
         None,
         "exactly 0 stays on"
     );
-    assert_eq!(books.use_wh(10, "2026-06-01T02:00:00Z"), command_off(2));
+    assert_eq!(books.use_wh(10, "2026-06-01T02:00:00Z"), decision_off());
     assert_eq!(
         books.use_wh(10, "2026-06-01T03:00:00Z"),
         None,
@@ -360,7 +356,7 @@ fn limit_zero_switches_off_just_below_zero_and_a_payment_restores() {
         "−0.01 still below 0"
     );
     let restored = books.pay(dec!(0.01), "2026-06-01T05:00:00Z");
-    assert_eq!(restored, command(3, LoadState::On, Reason::CreditRestored));
+    assert_eq!(restored, decision(LoadState::On, Reason::CreditRestored));
     assert_eq!(books.account.balance(), Decimal::ZERO);
 }
 
@@ -376,7 +372,7 @@ fn limit_minus_100_allows_exactly_minus_100() {
     assert_eq!(books.use_wh(100_000, "2026-06-01T00:00:00Z"), None);
     assert_eq!(books.account.balance(), dec!(-100));
     assert_eq!(books.account.desired_load().0, LoadState::On);
-    assert_eq!(books.use_wh(10, "2026-06-01T01:00:00Z"), command_off(2));
+    assert_eq!(books.use_wh(10, "2026-06-01T01:00:00Z"), decision_off());
     assert_eq!(books.account.balance(), dec!(-100.01));
 }
 
@@ -385,7 +381,7 @@ fn without_auto_switch_off_no_balance_switches_the_load() {
     let mut books = Books::open(usage(dec!(1)), AccountSetup::default());
     assert_eq!(books.use_wh(1_000_000, "2026-06-01T00:00:00Z"), None);
     assert_eq!(books.account.balance(), dec!(-1000));
-    assert!(books.commands.is_empty());
+    assert!(books.decisions.is_empty());
     assert_eq!(
         books.account.desired_load(),
         (LoadState::On, Reason::CreditRestored)
@@ -397,14 +393,14 @@ fn settings_changes_switch_the_load_when_they_change_the_outcome() {
     let mut books = Books::open(usage(dec!(1)), AccountSetup::default());
     books.use_wh(5000, "2026-06-01T00:00:00Z");
     assert_eq!(
-        books.account.set_auto_switch_off(true).command,
-        command_off(2)
+        books.account.set_auto_switch_off(true).load_change,
+        decision_off()
     );
-    assert_eq!(books.account.set_auto_switch_off(true).command, None);
+    assert_eq!(books.account.set_auto_switch_off(true).load_change, None);
     let lowered = books.account.set_negative_charge_limit(dec!(-5)).unwrap();
     assert_eq!(
-        lowered.command,
-        command(3, LoadState::On, Reason::CreditRestored)
+        lowered.load_change,
+        decision(LoadState::On, Reason::CreditRestored)
     );
     let refused = books.account.set_negative_charge_limit(dec!(1));
     assert_eq!(
@@ -416,14 +412,10 @@ fn settings_changes_switch_the_load_when_they_change_the_outcome() {
         .account
         .set_negative_charge_limit(dec!(-4.99))
         .unwrap();
-    assert_eq!(raised.command, command_off(4));
+    assert_eq!(raised.load_change, decision_off());
     assert_eq!(
-        books
-            .account
-            .set_auto_switch_off(false)
-            .command
-            .map(|c| c.cmd_id),
-        Some(5)
+        books.account.set_auto_switch_off(false).load_change,
+        decision(LoadState::On, Reason::CreditRestored)
     );
 }
 
@@ -437,8 +429,8 @@ fn sale_terms_filled_in_later_can_complete_the_plan() {
         .set_sale_terms(dec!(40), Some(dec!(100)), at)
         .unwrap();
     assert_eq!(
-        effects.command,
-        command(2, LoadState::On, Reason::PlanCompleted)
+        effects.load_change,
+        decision(LoadState::On, Reason::PlanCompleted)
     );
     assert_eq!(books.account.plan_state(), PlanState::Completed { at });
     let refused = books.account.set_sale_terms(dec!(-1), None, at);
@@ -449,23 +441,31 @@ fn sale_terms_filled_in_later_can_complete_the_plan() {
 }
 
 #[test]
-fn commands_are_issued_only_on_change_with_ids_one_apart() {
+fn decisions_are_emitted_exactly_when_the_desired_load_changes() {
     let mut terms = usage(dec!(1));
     terms.auto_switch_off = true;
     let mut books = Books::open(terms, AccountSetup::default());
     for hour in 0..6 {
         let at = format!("2026-06-01T{:02}:00:00Z", hour);
-        books.use_wh(1000, &at);
-        books.use_wh(1000, &at);
-        books.pay(dec!(1), &at);
-        books.pay(dec!(1), &at);
+        for step in 0..4 {
+            let before = books.account.desired_load();
+            let load_change = if step < 2 {
+                books.use_wh(1000, &at)
+            } else {
+                books.pay(dec!(1), &at)
+            };
+            let after = books.account.desired_load();
+            let expected = (after != before).then_some(LoadDecision {
+                load: after.0,
+                reason: after.1,
+            });
+            assert_eq!(load_change, expected, "hour {hour} step {step}");
+        }
     }
-    let ids: Vec<_> = books.commands.iter().map(|c| c.cmd_id).collect();
-    assert_eq!(ids, (2..14).collect::<Vec<_>>());
-    for pair in books.commands.windows(2) {
+    assert_eq!(books.decisions.len(), 12);
+    for pair in books.decisions.windows(2) {
         assert_ne!(pair[0].load, pair[1].load);
     }
-    assert_eq!(books.account.last_cmd_id(), 13);
 }
 
 #[test]
@@ -492,7 +492,7 @@ fn a_payment_is_reversed_once_and_reduces_total_paid() {
     assert_eq!(effects.entries[0].amount, dec!(-5));
     assert_eq!(effects.entries[0].kind, EntryKind::Reversal);
     assert_eq!(effects.entries[0].payment_ref(), Some("P1"));
-    assert_eq!(books.record(effects), command_off(2));
+    assert_eq!(books.record(effects), decision_off());
     assert_eq!(books.account.balance(), dec!(-2));
     assert_eq!(books.account.total_paid(), dec!(10));
     let already = crate::ledger::is_reversed(&books.ledger, "P1");
@@ -590,36 +590,19 @@ fn adjustments_change_the_balance_but_not_total_paid() {
 }
 
 #[test]
-fn acknowledgements_confirm_only_the_latest_command() {
+fn a_new_account_desires_the_load_on_until_the_rules_switch_it_off() {
     let mut terms = usage(dec!(1));
     terms.auto_switch_off = true;
     let mut books = Books::open(terms, AccountSetup::default());
     assert_eq!(
-        books.account.pending_command(),
-        command(1, LoadState::On, Reason::CreditRestored)
+        books.account.desired_load(),
+        (LoadState::On, Reason::CreditRestored)
     );
+    assert_eq!(books.use_wh(10, "2026-06-01T00:00:00Z"), decision_off());
     assert_eq!(
-        books.account.record_ack(1, LoadState::On),
-        AckOutcome::Current
+        books.account.desired_load(),
+        (LoadState::Off, Reason::CreditExhausted)
     );
-    assert_eq!(books.account.pending_command(), None);
-    books.use_wh(10, "2026-06-01T00:00:00Z");
-    assert_eq!(books.account.pending_command(), command_off(2));
-    assert_eq!(
-        books.account.record_ack(1, LoadState::On),
-        AckOutcome::Stale
-    );
-    assert_eq!(
-        books.account.record_ack(3, LoadState::Off),
-        AckOutcome::Unknown
-    );
-    assert_eq!(books.account.confirmed_load(), LoadState::On);
-    assert_eq!(
-        books.account.record_ack(2, LoadState::Off),
-        AckOutcome::Current
-    );
-    assert_eq!(books.account.confirmed_load(), LoadState::Off);
-    assert_eq!(books.account.pending_command(), None);
 }
 
 #[test]
