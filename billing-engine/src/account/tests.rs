@@ -102,6 +102,15 @@ fn decision(load: LoadState, reason: Reason) -> Option<LoadDecision> {
     Some(LoadDecision { load, reason })
 }
 
+/// A completed plan: no more charges, and the load is on for good.
+fn assert_completed_for_good(account: &Account) {
+    assert!(matches!(account.plan_state(), PlanState::Completed { .. }));
+    assert_eq!(
+        account.desired_load(),
+        (LoadState::On, Reason::PlanCompleted)
+    );
+}
+
 #[test]
 fn worked_example_one_dollar_a_week_two_dollars_on_1_june() {
     let mut terms = weekly(dec!(1));
@@ -254,14 +263,7 @@ fn a_down_payment_covering_the_cost_completes_the_plan_at_opening() {
         ..AccountSetup::default()
     };
     let books = Books::open(weekly(dec!(1)), setup);
-    assert!(matches!(
-        books.account.plan_state(),
-        PlanState::Completed { .. }
-    ));
-    assert_eq!(
-        books.account.desired_load(),
-        (LoadState::On, Reason::PlanCompleted)
-    );
+    assert_completed_for_good(&books.account);
 }
 
 #[test]
@@ -304,14 +306,7 @@ fn completion_mid_period_stops_later_instalments_and_switches_on_for_good() {
             .account
             .reverse_payment(&original, false, &reversal, utc("2026-09-02T00:00:00Z"));
     assert_eq!(books.record(effects.unwrap()), None);
-    assert!(matches!(
-        books.account.plan_state(),
-        PlanState::Completed { .. }
-    ));
-    assert_eq!(
-        books.account.desired_load(),
-        (LoadState::On, Reason::PlanCompleted)
-    );
+    assert_completed_for_good(&books.account);
 }
 
 #[test]
