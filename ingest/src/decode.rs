@@ -1,7 +1,7 @@
 //! From a forwarded MQTT message to a device event.
 
 use sunledger_billing::event::{DeviceEvent, EventBody};
-use sunledger_proto::payload::{self, Encoding};
+use sunledger_proto::payload;
 use sunledger_proto::topic::{DeviceTopic, TopicKind};
 
 /// Why a message was dropped; the label of `sunledger_ingest_rejected_total{reason}`.
@@ -44,11 +44,6 @@ pub fn decode(topic: &[u8], payload: &[u8], received_at_ms: i64) -> Result<Devic
         },
         TopicKind::Cmd => return Err(Rejection::BadTopic),
     };
-    let encoding = match Encoding::of(payload) {
-        Encoding::Json if topic.kind != TopicKind::Status => "json",
-        _ => "protobuf",
-    };
-    metrics::counter!("sunledger_ingest_messages_total", "kind" => topic.kind.as_str(), "encoding" => encoding).increment(1);
     Ok(DeviceEvent {
         serial: topic.serial.into(),
         received_at_ms,

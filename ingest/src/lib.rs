@@ -1,7 +1,7 @@
 //! Ingest: device messages off the broker, into the billing partitions.
 //!
-//! - [`decode`]: one forwarded MQTT message → a [`DeviceEvent`] or a [`Rejection`] with the
-//!   reason counted in `sunledger_ingest_rejected_total{reason}`. Never panics on input.
+//! - [`decode`]: one forwarded MQTT message → a [`DeviceEvent`] or a [`Rejection`] naming the
+//!   reason. Pure: no I/O, no metrics, never panics on input.
 //! - [`stage`]: one reader thread per subscription (every device's `telemetry`, `ack`,
 //!   `status`), each on its own in-process broker link. It decodes and pushes each event onto
 //!   the bounded lock-free queue of the partition that owns the serial. When a queue is full

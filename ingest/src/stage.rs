@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::local::LinkError;
 use sunledger_broker::{EmbeddedBroker, Link, Notification};
+use sunledger_proto::payload::Encoding;
 use sunledger_proto::topic::{ALL_ACKS, ALL_STATUS, ALL_TELEMETRY};
 
 use crate::decode::decode;
@@ -62,9 +63,12 @@ impl Ingest {
         ] {
             let mut link = broker.link(&format!("{LINK_CLIENT_ID}-{kind}"))?;
             link.tx.subscribe(filter)?;
+            let accepted = |encoding: &'static str| metrics::counter!("sunledger_ingest_messages_total", "kind" => kind, "encoding" => encoding);
             let reader = Reader {
                 link,
                 kind,
+                accepted_protobuf: accepted("protobuf"),
+                accepted_json: accepted("json"),
                 engine: engine.clone(),
                 stop: stop.clone(),
                 last_offset: None,
@@ -96,6 +100,9 @@ impl Ingest {
 struct Reader {
     link: Link,
     kind: &'static str,
+    /// Accepted messages by encoding, resolved once rather than per message.
+    accepted_protobuf: metrics::Counter,
+    accepted_json: metrics::Counter,
     engine: Arc<Engine>,
     stop: Arc<AtomicBool>,
     last_offset: Option<u64>,
@@ -147,7 +154,17 @@ impl Reader {
 
     fn forward(&self, topic: &[u8], payload: &[u8]) {
         let event = match decode(topic, payload, chrono::Utc::now().timestamp_millis()) {
-            Ok(event) => event,
+            Ok(event) => {
+                // Status payloads are plain words; only telemetry and acks come in two encodings.
+                let json = self.kind != "status" && Encoding::of(payload) == Encoding::Json;
+                let accepted = if json {
+                    &self.accepted_json
+                } else {
+                    &self.accepted_protobuf
+                };
+                accepted.increment(1);
+                event
+            }
             Err(rejection) => {
                 metrics::counter!("sunledger_ingest_rejected_total", "reason" => rejection.as_str()).increment(1);
                 return;
