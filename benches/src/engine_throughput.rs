@@ -5,15 +5,22 @@
 //! (defaults 100000 units, 5 rounds). Each round sends one new reading per unit in batches of
 //! 8,192 (the engine's default `batch_events_max`). Prints every round's rate and the median.
 //!
-//! Scope today: metering (dedupe, counter deltas, plausibility) and unit state, not yet the
-//! tariff and ledger entries of the billing rules (tracked in the billing-engine issue).
+//! Every unit has an account on a usage tariff, so each reading is metered, charged, appended
+//! to the ledger and committed with the unit's state and account. Accounts are written to the
+//! file in one transaction first, then loaded by `Partition::open` as at start-up; the
+//! resident memory this adds, per account, is printed too.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use rust_decimal::Decimal;
+use sunledger_billing::account::{Account, AccountSetup};
+use sunledger_billing::account_record::AccountRecord;
+use sunledger_billing::clock::SystemClock;
 use sunledger_billing::engine::Partition;
 use sunledger_billing::event::{DeviceEvent, EventBody};
 use sunledger_billing::store::Store;
+use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitRecord, UnitStatus};
 use sunledger_proto::device::Telemetry;
 
@@ -41,7 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             registered_at_ms: 0,
         }
     })));
-    let mut partition = Partition::open(store, directory, 0, 1)?;
+    write_accounts(&store, &serials)?;
+    let rss_before = resident_bytes();
+    let started = Instant::now();
+    let mut partition = Partition::open(store, directory, Arc::new(SystemClock), 0, 1)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let per_account = resident_bytes().saturating_sub(rss_before) as f64 / units as f64;
+    println!(
+        "loaded {units} accounts in {load_s:.2} s; resident hot state {per_account:.0} bytes/account"
+    );
     let mut rates = Vec::new();
     // Round 0 sets every unit's baseline; the measured rounds are charged readings.
     for round in 0..=rounds {
@@ -49,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|serial| DeviceEvent {
                 serial: serial.clone(),
-                received_at_ms: 0,
+                received_at_ms: 1_780_000_000_000 + round as i64 * 900_000,
                 body: EventBody::Telemetry(Telemetry {
                     seq: round + 1,
                     ts: round as i64 * 900,
@@ -63,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         for batch in events.chunks(BATCH_EVENTS) {
             partition.apply_batch(batch)?;
+            partition.take_outbox();
         }
         let rate = units as f64 / started.elapsed().as_secs_f64();
         if round > 0 {
@@ -79,4 +95,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rates[rates.len() / 2]
     );
     Ok(())
+}
+
+/// Opens a usage-tariff account for every unit, funded so no load switches, in one commit.
+fn write_accounts(store: &Store, serials: &[Box<str>]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut terms = PlanTerms::new(Tariff::Usage {
+        price_per_kwh: Decimal::new(37, 2),
+    });
+    terms.auto_switch_off = true;
+    terms.negative_charge_limit = Decimal::new(-1_000_000_000, 0);
+    let account = Account::open(&terms, &AccountSetup::default(), chrono::Utc::now())?;
+    let record = AccountRecord {
+        org: "bench".into(),
+        tz: chrono_tz::Tz::Africa__Nairobi,
+        rated_power_w: terms.rated_power_w,
+        account,
+        ledger_len: 0,
+    };
+    let mut txn = store.begin()?;
+    txn.put_accounts(serials.iter().map(|serial| (&**serial, &record)))?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (0 where unavailable).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }

@@ -29,12 +29,12 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use self::charges::EnergyDelta;
 pub use self::error::{
     AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError, TextError,
 };
 pub use self::payments::{Adjustment, Payment, Reversal};
 use crate::ledger::{self, LedgerEntry, Totals};
+pub use crate::meter::EnergyDelta;
 use crate::money;
 use crate::tariff::{PlanTerms, Tariff};
 

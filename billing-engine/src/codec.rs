@@ -1,4 +1,9 @@
-//! Encoding of stored records with rkyv: compact, versionless binary values for redb tables.
+//! Encoding of stored records.
+//!
+//! - Device-side records (units, unit state) use rkyv: compact, fixed-layout binary values.
+//! - Billing records (accounts, ledger entries, reference indexes) hold `rust_decimal` and
+//!   `chrono` values, which have serde support but no rkyv 0.8 support, so they use postcard
+//!   (a compact serde format) rather than hand-written conversions of money and time.
 //!
 //! redb hands out byte slices with no alignment guarantee, so [`decode`] copies into an
 //! aligned buffer before validating; records are small, so the copy is cheap.
@@ -8,13 +13,22 @@ use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
 use rkyv::ser::allocator::ArenaHandle;
 use rkyv::util::AlignedVec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A stored record could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("record codec: {0}")]
-pub struct CodecError(#[from] rancor::Error);
+#[non_exhaustive]
+pub enum CodecError {
+    /// An rkyv record failed.
+    #[error("record codec: {0}")]
+    Rkyv(#[from] rancor::Error),
+    /// A postcard record failed.
+    #[error("record codec: {0}")]
+    Postcard(#[from] postcard::Error),
+}
 
-/// Encodes a record for storage.
+/// Encodes a device-side record (rkyv).
 pub fn encode<T>(value: &T) -> Result<AlignedVec, CodecError>
 where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
@@ -22,7 +36,7 @@ where
     Ok(rkyv::to_bytes::<rancor::Error>(value)?)
 }
 
-/// Validates and decodes a stored record.
+/// Validates and decodes a device-side record (rkyv).
 pub fn decode<T>(bytes: &[u8]) -> Result<T, CodecError>
 where
     T: rkyv::Archive,
@@ -32,4 +46,14 @@ where
     let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
     Ok(rkyv::from_bytes::<T, rancor::Error>(&aligned)?)
+}
+
+/// Encodes a billing record (postcard).
+pub fn encode_serde<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    Ok(postcard::to_allocvec(value)?)
+}
+
+/// Decodes a billing record (postcard).
+pub fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Ok(postcard::from_bytes(bytes)?)
 }

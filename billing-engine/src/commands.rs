@@ -43,6 +43,23 @@ impl StoredCommand {
     }
 }
 
+/// The wire form of the billing rules' decision.
+pub fn decision_to_proto(decision: crate::account::LoadDecision) -> (LoadState, Reason) {
+    use crate::account::{LoadState as Rule, Reason as Why};
+    let load = match decision.load {
+        Rule::On => LoadState::On,
+        Rule::Off => LoadState::Off,
+    };
+    let reason = match decision.reason {
+        Why::CreditExhausted => Reason::CreditExhausted,
+        Why::CreditRestored => Reason::CreditRestored,
+        Why::OfflineDisable => Reason::OfflineDisable,
+        Why::Manual => Reason::Manual,
+        Why::PlanCompleted => Reason::PlanCompleted,
+    };
+    (load, reason)
+}
+
 /// Where the engine sends commands: the embedded broker, or an external MQTT cluster.
 pub trait CommandSink: Send {
     /// Publishes `command` retained on `serial`'s `cmd` topic.

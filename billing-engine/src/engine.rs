@@ -1,26 +1,42 @@
-//! One billing partition: the hot state of the units it owns, and how a batch of device events
-//! changes it.
+//! One billing partition: the hot state of the units it owns, and how device events, money
+//! movements and the calendar change it.
 //!
 //! Units are spread over partitions by a stable hash of the serial ([`partition_of`]), so a
 //! partition can be owned by one process of several behind an MQTT cluster. A partition is
-//! driven by a single thread (see [`crate::worker`]); it applies a whole batch in memory, then
-//! writes every changed unit in one durable transaction. If that commit fails, the changed
-//! units are reloaded from the file, so memory never runs ahead of what is stored.
+//! driven by a single thread (see [`crate::worker`]). It applies a whole batch of events in
+//! memory, then writes every changed unit, account, ledger entry and event in one durable
+//! transaction. If that commit fails, the changed units are reloaded from the file, so memory
+//! never runs ahead of what is stored. Commands that result wait in an outbox until the commit
+//! succeeded; the worker publishes them.
+//!
+//! Submodules: `accounts` (opening, changing, money movements), `instalments` (the timer that
+//! charges instalments as they fall due, and catches up after downtime).
 
-use std::collections::{HashMap, HashSet};
+mod accounts;
+mod instalments;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use rkyv::{Archive, Deserialize, Serialize};
 use sunledger_proto::device::{Command, LoadState, Reason};
 
-use crate::commands::StoredCommand;
+use crate::account::{ChargeError, Effects, LoadDecision};
+use crate::account_record::AccountRecord;
+use crate::clock::Clock;
+use crate::commands::{StoredCommand, decision_to_proto};
 use crate::event::{DeviceEvent, EventBody};
+use crate::ledger::{LedgerEntry, ReadingId};
 use crate::meter::{self, MeterOutcome, MeterState};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
+use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{UnitDirectory, UnitStatus};
 
-/// Rated maximum power of a unit when its plan does not say otherwise.
-pub const RATED_POWER_W_DEFAULT: u32 = 1000;
+pub use accounts::EngineError;
 
 /// Which of `partitions` owns `serial`: FNV-1a of the serial, stable across versions and
 /// machines (it decides data ownership, so it must never change).
@@ -33,8 +49,8 @@ pub fn partition_of(serial: &str, partitions: usize) -> usize {
     (hash % partitions.max(1) as u64) as usize
 }
 
-/// Everything the platform keeps about one unit between messages. Kept small: it is the hot
-/// state, one per unit in memory.
+/// Everything the platform keeps about one unit's device between messages. Kept small: it is
+/// hot state, one per unit in memory.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnitState {
     /// The last accepted reading, the baseline for the next.
@@ -43,6 +59,8 @@ pub struct UnitState {
     pub consumed_wh: u64,
     /// Watt-hours in readings held for review (implausible jumps), not charged.
     pub held_wh: u64,
+    /// Events recorded on the unit's event log; the next is numbered `events_recorded`.
+    pub events_recorded: u64,
     /// The current desired load state, if a command was ever issued.
     pub desired: Option<StoredCommand>,
     /// The last command the device acknowledged: (cmd_id, LoadState number).
@@ -58,34 +76,107 @@ impl UnitState {
     pub fn awaiting_ack(&self) -> bool {
         matches!(self.desired, Some(desired) if self.confirmed.map(|(id, _)| id) != Some(desired.cmd_id))
     }
-}
 
-/// Why the engine refused a request.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// No such unit.
-    #[error("unit {0} is not registered")]
-    UnitNotFound(String),
-    /// The unit was decommissioned.
-    #[error("unit {0} is decommissioned")]
-    UnitDecommissioned(String),
-    /// The change could not be stored; nothing changed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The engine is shutting down.
-    #[error("billing engine is stopping")]
-    Stopping,
-}
-
-impl EngineError {
-    /// Whether retrying the same call later may succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            EngineError::Store(error) => error.is_transient(),
-            EngineError::Stopping => true,
-            EngineError::UnitNotFound(_) | EngineError::UnitDecommissioned(_) => false,
+    /// Makes `load` the desired state, as the unit's next numbered command, unless it already
+    /// is (a plan completion is announced even when the load is already on).
+    fn issue(&mut self, load: LoadState, reason: Reason, now_s: i64) -> Option<StoredCommand> {
+        if let Some(desired) = self.desired {
+            let same_load = desired.load == load as i32;
+            let announces_completion =
+                reason == Reason::PlanCompleted && desired.reason != reason as i32;
+            if same_load && !announces_completion {
+                return None;
+            }
         }
+        let cmd_id = self.desired.map_or(1, |desired| desired.cmd_id + 1);
+        let command = StoredCommand::new(cmd_id, load, reason, now_s);
+        self.desired = Some(command);
+        Some(command)
+    }
+}
+
+/// A unit's hot state: its device side and, once it is on a payment plan, its account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unit {
+    /// Meter, commands and presence.
+    pub state: UnitState,
+    /// The account, once one was opened for the unit.
+    pub account: Option<AccountRecord>,
+}
+
+/// What a batch or request wrote in memory and must commit together.
+#[derive(Default)]
+struct Pending {
+    /// Ledger entries, each with its account and number.
+    ledger: Vec<(Box<str>, u64, LedgerEntry)>,
+    /// Unit events, each with its unit and number.
+    events: Vec<(Box<str>, u64, UnitEvent)>,
+    /// Commands to publish once committed.
+    outbox: Vec<(Box<str>, Command)>,
+}
+
+impl Pending {
+    /// Numbers and queues an operation's ledger entries, and turns its load decision into the
+    /// unit's next command; returns the number of the first entry.
+    fn record(
+        &mut self,
+        serial: &str,
+        unit: &mut Unit,
+        effects: Effects,
+        now: DateTime<Utc>,
+    ) -> u64 {
+        let Some(record) = unit.account.as_mut() else {
+            return 0;
+        };
+        let first = record.ledger_len;
+        for entry in effects.entries {
+            metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
+            self.ledger.push((serial.into(), record.ledger_len, entry));
+            record.ledger_len += 1;
+        }
+        if let Some(decision) = effects.load_change {
+            self.decide(serial, &mut unit.state, decision, now);
+        }
+        first
+    }
+
+    /// Issues the command a billing decision calls for, if it changes the desired state.
+    fn decide(
+        &mut self,
+        serial: &str,
+        state: &mut UnitState,
+        decision: LoadDecision,
+        now: DateTime<Utc>,
+    ) {
+        let (load, reason) = decision_to_proto(decision);
+        if let Some(command) = state.issue(load, reason, now.timestamp()) {
+            metrics::counter!("sunledger_commands_issued_total", "reason" => reason.as_str_name())
+                .increment(1);
+            self.outbox.push((serial.into(), command.to_proto()));
+        }
+    }
+
+    /// Appends an event to the unit's log.
+    fn event(&mut self, serial: &str, state: &mut UnitState, event: UnitEvent) {
+        self.events
+            .push((serial.into(), state.events_recorded, event));
+        state.events_recorded += 1;
+    }
+
+    fn clear_writes(&mut self) {
+        self.ledger.clear();
+        self.events.clear();
+    }
+}
+
+fn entry_kind_label(entry: &LedgerEntry) -> &'static str {
+    use crate::ledger::EntryKind;
+    match entry.kind {
+        EntryKind::Payment => "payment",
+        EntryKind::UsageCharge => "usage_charge",
+        EntryKind::InstalmentCharge => "instalment_charge",
+        EntryKind::Adjustment => "adjustment",
+        EntryKind::Reversal => "reversal",
     }
 }
 
@@ -93,8 +184,11 @@ impl EngineError {
 pub struct Partition {
     store: Arc<Store>,
     directory: Arc<UnitDirectory>,
-    units: HashMap<Box<str>, UnitState>,
-    rated_power_w_max: u32,
+    clock: Arc<dyn Clock>,
+    units: HashMap<Box<str>, Unit>,
+    pending: Pending,
+    /// When each account's next instalment falls due; may hold stale entries, checked on pop.
+    due: BinaryHeap<Reverse<(DateTime<Utc>, Box<str>)>>,
 }
 
 impl Partition {
@@ -102,25 +196,48 @@ impl Partition {
     pub fn open(
         store: Arc<Store>,
         directory: Arc<UnitDirectory>,
+        clock: Arc<dyn Clock>,
         index: usize,
         count: usize,
     ) -> Result<Partition, StoreError> {
-        let units = store
-            .unit_states(|serial| partition_of(serial, count) == index)?
+        let owned = |serial: &str| partition_of(serial, count) == index;
+        let mut units: HashMap<Box<str>, Unit> = store
+            .unit_states(owned)?
             .into_iter()
-            .map(|(serial, state)| (serial.into_boxed_str(), state))
+            .map(|(serial, state)| {
+                (
+                    serial.into_boxed_str(),
+                    Unit {
+                        state,
+                        account: None,
+                    },
+                )
+            })
             .collect();
-        Ok(Partition {
+        for (serial, account) in store.accounts(owned)? {
+            units.entry(serial.into_boxed_str()).or_default().account = Some(account);
+        }
+        let mut partition = Partition {
             store,
             directory,
+            clock,
             units,
-            rated_power_w_max: RATED_POWER_W_DEFAULT,
-        })
+            pending: Pending::default(),
+            due: BinaryHeap::new(),
+        };
+        let serials: Vec<Box<str>> = partition.units.keys().cloned().collect();
+        serials.iter().for_each(|serial| partition.schedule(serial));
+        Ok(partition)
     }
 
     /// The in-memory state of a unit this partition owns.
-    pub fn unit(&self, serial: &str) -> Option<&UnitState> {
+    pub fn unit(&self, serial: &str) -> Option<&Unit> {
         self.units.get(serial)
+    }
+
+    /// Commands committed since the last call, to publish.
+    pub fn take_outbox(&mut self) -> Vec<(Box<str>, Command)> {
+        std::mem::take(&mut self.pending.outbox)
     }
 
     /// Applies a batch of device events and commits every change in one transaction.
@@ -131,7 +248,7 @@ impl Partition {
                 changed.insert(&event.serial);
             }
         }
-        self.commit(changed)
+        self.commit(&changed)
     }
 
     /// Applies one event in memory; returns whether the unit's state changed.
@@ -145,39 +262,25 @@ impl Partition {
             metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason).increment(1);
             return false;
         }
-        let rated_power_w_max = self.rated_power_w_max;
         let unit = self.units.entry(event.serial.clone()).or_default();
-        unit.last_seen_ms = unit.last_seen_ms.max(event.received_at_ms);
+        unit.state.last_seen_ms = unit.state.last_seen_ms.max(event.received_at_ms);
         match &event.body {
             EventBody::Telemetry(reading) => {
-                let (outcome, baseline) =
-                    meter::advance(unit.meter.as_ref(), reading, rated_power_w_max);
-                metrics::counter!("sunledger_billing_readings_total", "outcome" => outcome.as_str()).increment(1);
-                match outcome {
-                    MeterOutcome::Consumed { wh } => {
-                        unit.consumed_wh = unit.consumed_wh.saturating_add(wh)
-                    }
-                    MeterOutcome::HeldForReview { wh } => {
-                        unit.held_wh = unit.held_wh.saturating_add(wh)
-                    }
-                    MeterOutcome::CounterReset => {
-                        tracing::info!(serial = %event.serial, boot = reading.boot, "counter reset: new baseline")
-                    }
-                    MeterOutcome::Baseline | MeterOutcome::Duplicate => {}
-                }
-                unit.meter = Some(baseline);
+                let received_at = DateTime::from_timestamp_millis(event.received_at_ms)
+                    .unwrap_or(DateTime::UNIX_EPOCH);
+                meter_reading(&mut self.pending, &event.serial, unit, reading, received_at);
             }
             EventBody::Ack(ack) => {
-                let current = unit.desired.is_some_and(|desired| {
+                let current = unit.state.desired.is_some_and(|desired| {
                     desired.cmd_id == ack.cmd_id && desired.load == ack.load
                 });
                 let label = if current { "current" } else { "stale" };
                 metrics::counter!("sunledger_commands_acked_total", "kind" => label).increment(1);
                 if current {
-                    unit.confirmed = Some((ack.cmd_id, ack.load));
+                    unit.state.confirmed = Some((ack.cmd_id, ack.load));
                 }
             }
-            EventBody::Status { online } => unit.online = *online,
+            EventBody::Status { online } => unit.state.online = *online,
         }
         true
     }
@@ -189,8 +292,42 @@ impl Partition {
         serial: &str,
         load: LoadState,
         reason: Reason,
-        now_s: i64,
     ) -> Result<Command, EngineError> {
+        let now_s = self.clock.now().timestamp();
+        self.transact(serial, |unit, _txn, pending| {
+            match unit.state.issue(load, reason, now_s) {
+                Some(command) => {
+                    pending.outbox.push((serial.into(), command.to_proto()));
+                    Ok((command.to_proto(), true))
+                }
+                None => Ok((
+                    unit.state
+                        .desired
+                        .map(StoredCommand::to_proto)
+                        .unwrap_or_default(),
+                    false,
+                )),
+            }
+        })
+    }
+
+    /// Commands the devices have not acknowledged yet, to publish again.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
+        self.units
+            .iter()
+            .filter(|(_, unit)| unit.state.awaiting_ack())
+            .filter_map(|(serial, unit)| Some((serial.as_ref(), unit.state.desired?.to_proto())))
+    }
+
+    /// Runs `change` on one registered unit inside a write transaction and commits it with
+    /// the unit's state, account and queued entries. `change` returns its answer and whether
+    /// it changed anything (nothing is written otherwise). On any failure the unit is restored,
+    /// so memory matches the file.
+    fn transact<T>(
+        &mut self,
+        serial: &str,
+        change: impl FnOnce(&mut Unit, &mut WriteTxn, &mut Pending) -> Result<(T, bool), EngineError>,
+    ) -> Result<T, EngineError> {
         match self.directory.status(serial) {
             None => return Err(EngineError::UnitNotFound(serial.to_owned())),
             Some(UnitStatus::Decommissioned) => {
@@ -198,55 +335,102 @@ impl Partition {
             }
             Some(UnitStatus::Enabled) => {}
         }
-        let unit = self.units.entry(serial.into()).or_default();
-        if let Some(desired) = unit.desired.filter(|desired| desired.load == load as i32) {
-            return Ok(desired.to_proto());
+        let before = self.units.get(serial).cloned();
+        let outbox_len = self.pending.outbox.len();
+        let result = self.try_transact(serial, change);
+        self.pending.clear_writes();
+        if result.is_err() {
+            self.pending.outbox.truncate(outbox_len);
+            match before {
+                Some(unit) => self.units.insert(serial.into(), unit),
+                None => self.units.remove(serial),
+            };
+        } else {
+            self.schedule(serial);
         }
-        let cmd_id = unit.desired.map_or(1, |desired| desired.cmd_id + 1);
-        let command = StoredCommand::new(cmd_id, load, reason, now_s);
-        unit.desired = Some(command);
-        self.commit(HashSet::from([serial]))?;
-        Ok(command.to_proto())
+        result
     }
 
-    /// Commands the devices have not acknowledged yet, to publish again.
-    pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
-        self.units
-            .iter()
-            .filter(|(_, unit)| unit.awaiting_ack())
-            .filter_map(|(serial, unit)| Some((serial.as_ref(), unit.desired?.to_proto())))
+    fn try_transact<T>(
+        &mut self,
+        serial: &str,
+        change: impl FnOnce(&mut Unit, &mut WriteTxn, &mut Pending) -> Result<(T, bool), EngineError>,
+    ) -> Result<T, EngineError> {
+        let mut txn = self.store.begin()?;
+        let unit = self.units.entry(serial.into()).or_default();
+        let (answer, changed) = change(unit, &mut txn, &mut self.pending)?;
+        if changed {
+            self.write(&mut txn, &[serial])?;
+            txn.commit()?;
+        }
+        Ok(answer)
     }
 
-    fn commit(&mut self, changed: HashSet<&str>) -> Result<(), StoreError> {
+    /// Commits a batch's changes to `changed` units; on failure reloads them.
+    fn commit(&mut self, changed: &HashSet<&str>) -> Result<(), StoreError> {
         if changed.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = self.store.write_unit_states(
-            changed
-                .iter()
-                .filter_map(|serial| Some((*serial, self.units.get(*serial)?))),
-        );
+        let serials: Vec<&str> = changed.iter().copied().collect();
+        let result = self.store.begin().and_then(|mut txn| {
+            self.write(&mut txn, &serials)?;
+            txn.commit()
+        });
         metrics::histogram!("sunledger_billing_commit_seconds")
             .record(started.elapsed().as_secs_f64());
+        self.pending.clear_writes();
         if let Err(error) = result {
             metrics::counter!("sunledger_billing_commit_failed_total").increment(1);
-            let serials: Vec<Box<str>> = changed.into_iter().map(Into::into).collect();
+            self.pending.outbox.clear();
+            let serials: Vec<Box<str>> = serials.into_iter().map(Into::into).collect();
             self.reload(&serials);
             return Err(error);
         }
         Ok(())
     }
 
+    /// Writes the units' states and accounts and everything queued into `txn`.
+    fn write(&self, txn: &mut WriteTxn, serials: &[&str]) -> Result<(), StoreError> {
+        let units = || {
+            serials
+                .iter()
+                .filter_map(|serial| Some((*serial, self.units.get(*serial)?)))
+        };
+        txn.put_unit_states(units().map(|(serial, unit)| (serial, &unit.state)))?;
+        txn.put_accounts(
+            units().filter_map(|(serial, unit)| Some((serial, unit.account.as_ref()?))),
+        )?;
+        txn.append_ledger(
+            self.pending
+                .ledger
+                .iter()
+                .map(|(serial, seq, entry)| (&**serial, *seq, entry)),
+        )?;
+        txn.append_events(
+            self.pending
+                .events
+                .iter()
+                .map(|(serial, seq, event)| (&**serial, *seq, event)),
+        )?;
+        Ok(())
+    }
+
     /// Discards in-memory changes to `serials` after a failed commit.
     fn reload(&mut self, serials: &[Box<str>]) {
         for serial in serials {
-            match self.store.unit_state(serial) {
-                Ok(Some(state)) => {
-                    self.units.insert(serial.clone(), state);
-                }
-                Ok(None) => {
+            let stored = self
+                .store
+                .unit_state(serial)
+                .and_then(|state| Ok((state, self.store.account(serial)?)));
+            match stored {
+                Ok((None, None)) => {
                     self.units.remove(serial);
+                }
+                Ok((state, account)) => {
+                    let state = state.unwrap_or_default();
+                    self.units.insert(serial.clone(), Unit { state, account });
+                    self.schedule(serial);
                 }
                 Err(error) => {
                     tracing::error!(%serial, %error, "reloading unit after failed commit")
@@ -256,114 +440,64 @@ impl Partition {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::units::UnitRecord;
-    use sunledger_proto::device::{CommandAck, Telemetry};
-
-    fn event(serial: &str, body: EventBody) -> DeviceEvent {
-        DeviceEvent {
-            serial: serial.into(),
-            received_at_ms: 1,
-            body,
+/// Meters one reading and charges its consumption to the unit's account, if it has one.
+fn meter_reading(
+    pending: &mut Pending,
+    serial: &str,
+    unit: &mut Unit,
+    reading: &sunledger_proto::device::Telemetry,
+    received_at: DateTime<Utc>,
+) {
+    let rated_power_w = unit
+        .account
+        .as_ref()
+        .map_or(RATED_POWER_W_DEFAULT, |record| record.rated_power_w);
+    let (outcome, baseline) = meter::advance(unit.state.meter.as_ref(), reading, rated_power_w);
+    metrics::counter!("sunledger_billing_readings_total", "outcome" => outcome.as_str())
+        .increment(1);
+    unit.state.meter = Some(baseline);
+    let id = ReadingId {
+        boot: reading.boot,
+        seq: reading.seq,
+    };
+    let event = |kind| UnitEvent {
+        at: received_at,
+        reading: id,
+        kind,
+    };
+    match outcome {
+        MeterOutcome::Consumed(energy) => {
+            let wh = energy.total_wh().unwrap_or(u64::MAX);
+            unit.state.consumed_wh = unit.state.consumed_wh.saturating_add(wh);
+            let Some(record) = unit.account.as_mut() else {
+                return;
+            };
+            match record.account.apply_usage(id, energy, received_at) {
+                Ok(effects) => {
+                    pending.record(serial, unit, effects, received_at);
+                }
+                Err(ChargeError::WouldOverflow) => {
+                    metrics::counter!("sunledger_billing_charge_failed_total").increment(1);
+                    tracing::error!(
+                        serial,
+                        wh,
+                        "usage charge overflows the balance; not charged"
+                    );
+                }
+            }
         }
-    }
-
-    fn reading(seq: u64, ts: i64, load_wh: u64) -> EventBody {
-        EventBody::Telemetry(Telemetry {
-            seq,
-            ts,
-            load_wh,
-            boot: 1,
-            ..Telemetry::default()
-        })
-    }
-
-    fn partition_with(serials: &[&str]) -> (tempfile::TempDir, Arc<Store>, Partition) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("db.redb")).unwrap());
-        let records: Vec<UnitRecord> = serials
-            .iter()
-            .map(|serial| store.register_unit(serial, 0).unwrap().0)
-            .collect();
-        let directory = Arc::new(UnitDirectory::from_records(records));
-        let partition = Partition::open(store.clone(), directory, 0, 1).unwrap();
-        (dir, store, partition)
-    }
-
-    #[test]
-    fn a_batch_is_stored_and_duplicates_are_not_counted_twice() {
-        let (_dir, store, mut partition) = partition_with(&["A"]);
-        let batch = [
-            event("A", reading(1, 0, 100)),
-            event("A", reading(2, 600, 130)),
-            event("A", reading(2, 600, 130)),
-            event("A", reading(3, 1200, 150)),
-            event("ghost", reading(1, 0, 5)),
-        ];
-        partition.apply_batch(&batch).unwrap();
-        let stored = store.unit_state("A").unwrap().unwrap();
-        assert_eq!(stored.consumed_wh, 50);
-        assert_eq!(stored.meter.unwrap().seq, 3);
-        assert_eq!(store.unit_state("ghost").unwrap(), None);
-    }
-
-    #[test]
-    fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
-        let (_dir, store, mut partition) = partition_with(&["A"]);
-        let off = partition
-            .set_load("A", LoadState::Off, Reason::Manual, 10)
-            .unwrap();
-        assert_eq!((off.cmd_id, off.load()), (1, LoadState::Off));
-        assert_eq!(
-            partition
-                .set_load("A", LoadState::Off, Reason::Manual, 11)
-                .unwrap(),
-            off,
-            "same state: no new command"
-        );
-        assert_eq!(partition.unacknowledged().count(), 1);
-        let wrong = CommandAck {
-            cmd_id: 1,
-            load: LoadState::On as i32,
-        };
-        partition
-            .apply_batch(&[event("A", EventBody::Ack(wrong))])
-            .unwrap();
-        assert_eq!(partition.unacknowledged().count(), 1);
-        let right = CommandAck {
-            cmd_id: 1,
-            load: LoadState::Off as i32,
-        };
-        partition
-            .apply_batch(&[event("A", EventBody::Ack(right))])
-            .unwrap();
-        assert_eq!(partition.unacknowledged().count(), 0);
-        assert_eq!(
-            store.unit_state("A").unwrap().unwrap().confirmed,
-            Some((1, LoadState::Off as i32))
-        );
-        assert_eq!(
-            partition
-                .set_load("A", LoadState::On, Reason::Manual, 12)
-                .unwrap()
-                .cmd_id,
-            2
-        );
-        assert!(matches!(
-            partition.set_load("B", LoadState::On, Reason::Manual, 12),
-            Err(EngineError::UnitNotFound(_))
-        ));
-    }
-
-    #[test]
-    fn partition_ownership_is_stable_and_covers_every_partition() {
-        assert_eq!(partition_of("SL-000001", 8), partition_of("SL-000001", 8));
-        let mut seen = [false; 8];
-        for i in 0..200 {
-            seen[partition_of(&format!("SL-{i:06}"), 8)] = true;
+        MeterOutcome::HeldForReview { wh } => {
+            unit.state.held_wh = unit.state.held_wh.saturating_add(wh);
+            pending.event(
+                serial,
+                &mut unit.state,
+                event(UnitEventKind::HeldForReview { wh }),
+            );
         }
-        assert!(seen.iter().all(|hit| *hit));
+        MeterOutcome::CounterReset => {
+            tracing::info!(serial, boot = reading.boot, "counter reset: new baseline");
+            pending.event(serial, &mut unit.state, event(UnitEventKind::CounterReset));
+        }
+        MeterOutcome::Baseline | MeterOutcome::Duplicate => {}
     }
 }

@@ -10,14 +10,19 @@
 //! - [`engine`]: one partition's hot state, applying batches of events durably and deciding
 //!   which load commands to send.
 //! - [`commands`]: encoding of load commands and the sink they are published through.
+//! - [`account_record`]: what the engine stores per account (organisation, time zone, ledger
+//!   length) and the requests that change accounts.
+//! - [`clock`]: the engine's time source, settable in tests.
 //! - [`worker`]: one thread per partition draining its bounded lock-free queue in batches;
 //!   [`worker::Engine`] routes events and requests to the owning partition.
 //!
 //! Billing rules (pure, no I/O): [`money`], [`tariff`], [`schedule`], [`ledger`], [`account`].
 //!
-//! Data flow: ingest → [`engine::Partition::apply_batch`] → [`meter`] → redb commit →
+//! Data flow: ingest → [`engine::Partition::apply_batch`] → [`meter`] → [`account`] → redb commit →
 //! [`commands::CommandSink`] (the broker's `cmd` topics).
 
+pub mod account_record;
+pub mod clock;
 pub mod codec;
 pub mod commands;
 pub mod engine;

@@ -13,6 +13,22 @@ use sunledger_proto::device::Telemetry;
 /// the physically possible energy by just under 1 Wh per counter.
 const COUNTER_ROUNDING_WH: u64 = 2;
 
+/// Energy consumed since the previous reading, per port: what usage is charged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct EnergyDelta {
+    /// Watt-hours delivered through the load port.
+    pub load_wh: u64,
+    /// Watt-hours delivered through the USB ports.
+    pub usb_wh: u64,
+}
+
+impl EnergyDelta {
+    /// Total watt-hours charged: load plus USB; `None` if the sum overflows `u64`.
+    pub fn total_wh(&self) -> Option<u64> {
+        self.load_wh.checked_add(self.usb_wh)
+    }
+}
+
 /// The last accepted reading of a unit: the baseline for the next one.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterState {
@@ -46,10 +62,7 @@ pub enum MeterOutcome {
     /// The unit's first reading: it becomes the baseline, nothing is charged.
     Baseline,
     /// Energy consumed since the previous reading (may be 0).
-    Consumed {
-        /// Watt-hours through load and USB ports together.
-        wh: u64,
-    },
+    Consumed(EnergyDelta),
     /// `(boot, seq)` is not newer than the baseline: a redelivery or a late message.
     Duplicate,
     /// The counters went down: the device restarted them. The new reading is the baseline and
@@ -68,7 +81,7 @@ impl MeterOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             MeterOutcome::Baseline => "baseline",
-            MeterOutcome::Consumed { .. } => "consumed",
+            MeterOutcome::Consumed(_) => "consumed",
             MeterOutcome::Duplicate => "duplicate",
             MeterOutcome::CounterReset => "counter_reset",
             MeterOutcome::HeldForReview { .. } => "held_for_review",
@@ -95,6 +108,10 @@ pub fn advance(
     ) else {
         return (MeterOutcome::CounterReset, next);
     };
+    let energy = EnergyDelta {
+        load_wh: load,
+        usb_wh: usb,
+    };
     let wh = load.saturating_add(usb);
     let elapsed_s = u64::try_from(reading.ts.saturating_sub(prev.ts)).unwrap_or(0);
     let possible_wh =
@@ -102,7 +119,7 @@ pub fn advance(
     if wh > possible_wh {
         return (MeterOutcome::HeldForReview { wh }, next);
     }
-    (MeterOutcome::Consumed { wh }, next)
+    (MeterOutcome::Consumed(energy), next)
 }
 
 #[cfg(test)]
@@ -134,7 +151,10 @@ mod tests {
         assert_eq!(advance(None, &first, RATED_W).0, MeterOutcome::Baseline);
         assert_eq!(
             after(&first, &reading(1, 2, 3600, 600, 25)),
-            MeterOutcome::Consumed { wh: 105 }
+            MeterOutcome::Consumed(EnergyDelta {
+                load_wh: 100,
+                usb_wh: 5
+            })
         );
     }
 
@@ -145,7 +165,13 @@ mod tests {
             &reading(1, 1, 0, 0, 0),
             &reading(1, 2, three_days_s, 900, 300),
         );
-        assert_eq!(outcome, MeterOutcome::Consumed { wh: 1200 });
+        assert_eq!(
+            outcome,
+            MeterOutcome::Consumed(EnergyDelta {
+                load_wh: 900,
+                usb_wh: 300
+            })
+        );
     }
 
     #[test]
@@ -180,7 +206,10 @@ mod tests {
     fn a_new_boot_with_persisted_counters_is_charged_normally() {
         assert_eq!(
             after(&reading(1, 50, 0, 800, 90), &reading(2, 1, 3600, 850, 90)),
-            MeterOutcome::Consumed { wh: 50 }
+            MeterOutcome::Consumed(EnergyDelta {
+                load_wh: 50,
+                usb_wh: 0
+            })
         );
     }
 
@@ -189,7 +218,10 @@ mod tests {
         // 1000 W for one hour is at most 1000 Wh (+ rounding slack).
         assert_eq!(
             after(&reading(1, 1, 0, 0, 0), &reading(1, 2, 3600, 1002, 0)),
-            MeterOutcome::Consumed { wh: 1002 }
+            MeterOutcome::Consumed(EnergyDelta {
+                load_wh: 1002,
+                usb_wh: 0
+            })
         );
         assert_eq!(
             after(&reading(1, 1, 0, 0, 0), &reading(1, 2, 3600, 1003, 0)),
@@ -218,7 +250,7 @@ mod tests {
             let mut charged = 0u64;
             for index in &order {
                 let (outcome, next) = advance(Some(&baseline), index.get(&readings), RATED_W);
-                if let MeterOutcome::Consumed { wh } = outcome { charged += wh; }
+                if let MeterOutcome::Consumed(energy) = outcome { charged += energy.load_wh; }
                 baseline = next;
             }
             prop_assert_eq!(charged, baseline.load_wh - readings[0].load_wh);

@@ -3,6 +3,7 @@
 //! Tables (string keys are serials, values are rkyv records, see [`crate::codec`]):
 //! - `units`: [`UnitRecord`], written at registration and status changes.
 //! - `unit_state`: [`UnitState`], written by the engine at every group commit.
+//! - the billing tables (accounts, ledger, reference indexes, unit events): see [`billing`].
 //!
 //! Every write is one redb transaction committed with immediate durability: when a method
 //! returns `Ok`, the change survives `kill -9`.
@@ -14,6 +15,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::codec::{self, CodecError};
 use crate::engine::UnitState;
 use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
+
+mod billing;
+pub use billing::{RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
 
 const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
 const UNIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("unit_state");
@@ -37,6 +41,9 @@ pub enum StoreError {
     /// No unit with this serial is registered.
     #[error("unit {0} is not registered")]
     UnitNotFound(String),
+    /// Stored records contradict each other: the file is damaged.
+    #[error("storage is inconsistent: {0}")]
+    Corrupt(String),
     /// The serial cannot be used as an MQTT client id and topic level.
     #[error("serial {0:?}: {1}")]
     InvalidSerial(String, sunledger_proto::topic::TopicError),
@@ -81,6 +88,11 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;
+        txn.open_table(billing::ACCOUNTS)?;
+        txn.open_table(billing::LEDGER)?;
+        txn.open_table(billing::PAYMENT_REFS)?;
+        txn.open_table(billing::ADJUSTMENT_REFS)?;
+        txn.open_table(billing::UNIT_EVENTS)?;
         txn.commit()?;
         Ok(Store { db })
     }
@@ -186,22 +198,6 @@ impl Store {
             .map(|state| codec::decode(state.value()))
             .transpose()?)
     }
-
-    /// Writes the given unit states in one durable transaction (the group commit).
-    pub fn write_unit_states<'a>(
-        &self,
-        changed: impl IntoIterator<Item = (&'a str, &'a UnitState)>,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut states = txn.open_table(UNIT_STATE)?;
-            for (serial, state) in changed {
-                states.insert(serial, codec::encode(state)?.as_slice())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -226,7 +222,9 @@ mod tests {
             consumed_wh: 7,
             ..UnitState::default()
         };
-        store.write_unit_states([("SL1", &state)]).unwrap();
+        let mut txn = store.begin().unwrap();
+        txn.put_unit_states([("SL1", &state)]).unwrap();
+        txn.commit().unwrap();
         drop(store);
 
         let store = Store::open(&path).unwrap();

@@ -16,9 +16,13 @@ use crossbeam_queue::ArrayQueue;
 use serde::{Deserialize, Serialize};
 use sunledger_proto::device::{Command, LoadState, Reason};
 
+use crate::account::Reversal;
+use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
+use crate::clock::Clock;
 use crate::commands::CommandSink;
 use crate::engine::{EngineError, Partition, UnitState, partition_of};
 use crate::event::DeviceEvent;
+use crate::store::RefKind;
 use crate::store::{Store, StoreError};
 use crate::units::UnitDirectory;
 
@@ -77,23 +81,14 @@ pub struct EngineConfigError {
     pub field: &'static str,
 }
 
-enum Request {
-    SetLoad {
-        serial: String,
-        load: LoadState,
-        reason: Reason,
-        reply: mpsc::Sender<Result<Command, EngineError>>,
-    },
-    Unit {
-        serial: String,
-        reply: mpsc::Sender<Option<UnitState>>,
-    },
-}
+/// Work for a partition thread from outside it: runs with the partition, answers through the
+/// channel it captured.
+type Job = Box<dyn FnOnce(&mut Partition) + Send>;
 
 /// The producer side of one partition.
 pub struct PartitionHandle {
     queue: Arc<ArrayQueue<DeviceEvent>>,
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::Sender<Job>,
     thread: std::thread::Thread,
 }
 
@@ -113,10 +108,8 @@ impl PartitionHandle {
         self.queue.len()
     }
 
-    fn request(&self, request: Request) -> Result<(), EngineError> {
-        self.requests
-            .send(request)
-            .map_err(|_| EngineError::Stopping)?;
+    fn request(&self, job: Job) -> Result<(), EngineError> {
+        self.requests.send(job).map_err(|_| EngineError::Stopping)?;
         self.wake();
         Ok(())
     }
@@ -124,6 +117,7 @@ impl PartitionHandle {
 
 /// All partitions of this process, and the routing of work to them.
 pub struct Engine {
+    store: Arc<Store>,
     partitions: Vec<PartitionHandle>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -131,17 +125,24 @@ pub struct Engine {
 
 impl Engine {
     /// Loads every partition and starts its thread; `sink` makes each partition's publisher.
+    /// Instalments that fell due while the engine was down are charged first thing.
     pub fn start(
         store: Arc<Store>,
         directory: Arc<UnitDirectory>,
+        clock: Arc<dyn Clock>,
         config: &EngineConfig,
         mut sink: impl FnMut(usize) -> Box<dyn CommandSink>,
     ) -> Result<Engine, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (mut partitions, mut threads) = (Vec::new(), Vec::new());
         for index in 0..config.partitions {
-            let partition =
-                Partition::open(store.clone(), directory.clone(), index, config.partitions)?;
+            let partition = Partition::open(
+                store.clone(),
+                directory.clone(),
+                clock.clone(),
+                index,
+                config.partitions,
+            )?;
             let queue = Arc::new(ArrayQueue::new(config.queue_events_max));
             let (requests, inbox) = mpsc::channel();
             let worker = Worker {
@@ -164,6 +165,7 @@ impl Engine {
             threads.push(thread);
         }
         Ok(Engine {
+            store,
             partitions,
             stop,
             threads: Mutex::new(threads),
@@ -180,6 +182,20 @@ impl Engine {
         &self.partitions
     }
 
+    /// Runs `job` on the partition owning `serial` and waits for its answer.
+    fn call<T: Send + 'static>(
+        &self,
+        serial: &str,
+        job: impl FnOnce(&mut Partition) -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.partition_for(serial)
+            .request(Box::new(move |partition| {
+                let _ = reply.send(job(partition));
+            }))?;
+        answer.recv().map_err(|_| EngineError::Stopping)
+    }
+
     /// Sets a unit's desired load state durably and publishes the command; returns it.
     pub fn set_load(
         &self,
@@ -187,25 +203,74 @@ impl Engine {
         load: LoadState,
         reason: Reason,
     ) -> Result<Command, EngineError> {
-        let (reply, answer) = mpsc::channel();
-        let request = Request::SetLoad {
-            serial: serial.to_owned(),
-            load,
-            reason,
-            reply,
-        };
-        self.partition_for(serial).request(request)?;
-        answer.recv().map_err(|_| EngineError::Stopping)?
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.set_load(&owned, load, reason)
+        })?
     }
 
-    /// The partition's current view of a unit.
+    /// The partition's current view of a unit's device side.
     pub fn unit(&self, serial: &str) -> Result<Option<UnitState>, EngineError> {
-        let (reply, answer) = mpsc::channel();
-        self.partition_for(serial).request(Request::Unit {
-            serial: serial.to_owned(),
-            reply,
-        })?;
-        answer.recv().map_err(|_| EngineError::Stopping)
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.unit(&owned).map(|unit| unit.state.clone())
+        })
+    }
+
+    /// The partition's current view of a unit's account.
+    pub fn account(&self, serial: &str) -> Result<Option<AccountRecord>, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.unit(&owned).and_then(|unit| unit.account.clone())
+        })
+    }
+
+    /// Opens an account for a registered unit, durably.
+    pub fn open_account(
+        &self,
+        serial: &str,
+        opening: AccountOpening,
+    ) -> Result<AccountRecord, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.open_account(&owned, opening)
+        })?
+    }
+
+    /// Changes an account's terms, durably.
+    pub fn change_account(
+        &self,
+        serial: &str,
+        change: AccountChange,
+    ) -> Result<AccountRecord, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.change_account(&owned, change)
+        })?
+    }
+
+    /// Records a payment or adjustment on a unit's account; returns once it is durable.
+    pub fn record(&self, serial: &str, movement: Movement) -> Result<Receipt, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| partition.record(&owned, movement))?
+    }
+
+    /// Reverses the organisation's payment with this provider reference, wherever it is.
+    pub fn reverse_payment(
+        &self,
+        org: &str,
+        provider_ref: &str,
+        reversal: Reversal,
+    ) -> Result<Receipt, EngineError> {
+        let index = self
+            .store
+            .reference(RefKind::Payment, org, provider_ref)?
+            .ok_or_else(|| EngineError::PaymentNotFound(provider_ref.to_owned()))?;
+        let movement = Movement::Reversal {
+            provider_ref: provider_ref.to_owned(),
+            reversal,
+        };
+        self.record(&index.serial, movement)
     }
 
     /// Applies everything queued, commits, and stops the partition threads.
@@ -230,7 +295,7 @@ struct Worker {
     index: usize,
     partition: Partition,
     queue: Arc<ArrayQueue<DeviceEvent>>,
-    inbox: mpsc::Receiver<Request>,
+    inbox: mpsc::Receiver<Job>,
     sink: Box<dyn CommandSink>,
     config: EngineConfig,
     stop: Arc<AtomicBool>,
@@ -262,6 +327,16 @@ impl Worker {
                 }
                 batch.clear();
             }
+            match self
+                .partition
+                .apply_due_instalments(self.config.batch_events_max)
+            {
+                Ok(charged) => busy |= charged > 0,
+                Err(error) => {
+                    tracing::error!(%error, "instalment commit failed; retried next round")
+                }
+            }
+            self.publish_outbox();
             if last_resend.elapsed() >= resend_interval {
                 self.resend_unacknowledged();
                 last_resend = Instant::now();
@@ -275,31 +350,22 @@ impl Worker {
         }
     }
 
-    /// Answers queued API requests; returns whether there were any.
+    /// Runs queued API requests; returns whether there were any.
     fn serve_requests(&mut self) -> bool {
         let mut served = false;
-        while let Ok(request) = self.inbox.try_recv() {
+        while let Ok(job) = self.inbox.try_recv() {
             served = true;
-            match request {
-                Request::SetLoad {
-                    serial,
-                    load,
-                    reason,
-                    reply,
-                } => {
-                    let now_s = chrono::Utc::now().timestamp();
-                    let result = self.partition.set_load(&serial, load, reason, now_s);
-                    if let Ok(command) = &result {
-                        self.sink.publish(&serial, command);
-                    }
-                    let _ = reply.send(result);
-                }
-                Request::Unit { serial, reply } => {
-                    let _ = reply.send(self.partition.unit(&serial).cloned());
-                }
-            }
+            job(&mut self.partition);
+            self.publish_outbox();
         }
         served
+    }
+
+    /// Publishes the commands the last commits produced.
+    fn publish_outbox(&mut self) {
+        for (serial, command) in self.partition.take_outbox() {
+            self.sink.publish(&serial, &command);
+        }
     }
 
     fn resend_unacknowledged(&mut self) {

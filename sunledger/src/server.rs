@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use sunledger_billing::clock::SystemClock;
 use sunledger_billing::commands::BrokerCommandSink;
 use sunledger_billing::store::{Store, StoreError};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
@@ -49,6 +50,7 @@ impl Server {
         let engine = Arc::new(Engine::start(
             store.clone(),
             directory.clone(),
+            Arc::new(SystemClock),
             &settings.engine,
             |_| Box::new(sinks.next().expect("one sink per partition")),
         )?);

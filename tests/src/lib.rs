@@ -93,23 +93,35 @@ impl TestServer {
         serial: &str,
         done: impl Fn(&sunledger_billing::engine::UnitState) -> bool,
     ) -> sunledger_billing::engine::UnitState {
-        let deadline = tokio::time::Instant::now() + WAIT_MAX;
-        loop {
-            if let Some(state) = self
-                .server
-                .store()
-                .unit_state(serial)
-                .expect("reading state")
-                && done(&state)
-            {
-                return state;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "state of {serial} never reached the expected value"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let store = self.server.store();
+        let probe = || store.unit_state(serial).expect("reading state");
+        wait_until(&format!("state of {serial}"), probe, done).await
+    }
+
+    /// Polls the committed account of `serial` until `done` holds for it, or fails the test.
+    pub async fn wait_for_account(
+        &self,
+        serial: &str,
+        done: impl Fn(&sunledger_billing::account_record::AccountRecord) -> bool,
+    ) -> sunledger_billing::account_record::AccountRecord {
+        let store = self.server.store();
+        let probe = || store.account(serial).expect("reading account");
+        wait_until(&format!("account of {serial}"), probe, done).await
+    }
+}
+
+/// Polls `probe` until it yields a value `done` accepts, or fails the test naming `what`.
+async fn wait_until<T>(what: &str, probe: impl Fn() -> Option<T>, done: impl Fn(&T) -> bool) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    loop {
+        if let Some(value) = probe().filter(|value| done(value)) {
+            return value;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never reached the expected value"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

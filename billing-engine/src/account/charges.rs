@@ -9,28 +9,12 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use super::{Account, ChargeError, Effects, PlanState};
 use crate::ledger::{EntryKind, EntryRef, LedgerEntry, ReadingId};
+use crate::meter::EnergyDelta;
 use crate::schedule::{self, DueInstalments};
 use crate::tariff::{self, Tariff};
-
-/// Energy consumed since the previous reading, per port, as the meter computed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct EnergyDelta {
-    /// Watt-hours delivered through the load port.
-    pub load_wh: u64,
-    /// Watt-hours delivered through the USB ports.
-    pub usb_wh: u64,
-}
-
-impl EnergyDelta {
-    /// Total watt-hours charged: load plus USB; `None` if the sum overflows `u64`.
-    pub fn total_wh(&self) -> Option<u64> {
-        self.load_wh.checked_add(self.usb_wh)
-    }
-}
 
 impl Account {
     /// Charges the energy of one reading, taken at `at`, under a usage-based tariff: exactly
@@ -86,6 +70,22 @@ impl Account {
             PlanState::PendingFirstDeposit | PlanState::Active => None,
         };
         schedule::due_instalments(anchor, period, tz, self.instalments_applied, now, stop)
+    }
+
+    /// When the next unapplied instalment falls due, for the engine's timer: `None` for a
+    /// usage-based tariff, before the first deposit, or when the plan completes before it.
+    pub fn next_instalment_at(&self, tz: Tz) -> Option<DateTime<Utc>> {
+        let Tariff::Instalment { period, .. } = self.tariff else {
+            return None;
+        };
+        let anchor = self.first_deposit_at?;
+        let due = schedule::due_at(anchor, period, self.instalments_applied.checked_add(1)?, tz)?;
+        match self.plan_state {
+            PlanState::Completed { at } if due >= at => None,
+            PlanState::Completed { .. } | PlanState::PendingFirstDeposit | PlanState::Active => {
+                Some(due)
+            }
+        }
     }
 
     /// Charges every instalment that has fallen due by `now` and not been applied, one entry

@@ -118,6 +118,10 @@ fn worked_example_one_dollar_a_week_two_dollars_on_1_june() {
     let mut books = Books::open(terms, AccountSetup::default());
     books.pay(dec!(2), "2026-06-01T10:00:00+03:00");
     let nairobi = Tz::Africa__Nairobi;
+    assert_eq!(
+        books.account.next_instalment_at(nairobi),
+        Some(utc("2026-06-08T10:00:00+03:00"))
+    );
     let expected = [
         ("2026-06-07T12:00:00+03:00", dec!(2)),
         ("2026-06-08T09:59:59+03:00", dec!(2)),
@@ -137,6 +141,10 @@ fn worked_example_one_dollar_a_week_two_dollars_on_1_june() {
         }
     }
     assert_eq!(books.account.instalments_applied(), 3);
+    assert_eq!(
+        books.account.next_instalment_at(nairobi),
+        Some(utc("2026-06-29T10:00:00+03:00"))
+    );
     let dates: Vec<_> = books.ledger[1..].iter().map(|entry| entry.at).collect();
     assert_eq!(
         dates,
@@ -288,6 +296,7 @@ fn completion_mid_period_stops_later_instalments_and_switches_on_for_good() {
         .collect();
     assert_eq!(indices, [1, 2], "only instalments due before completion");
     assert_eq!(books.account.balance(), dec!(30));
+    assert_eq!(books.account.next_instalment_at(Tz::UTC), None);
     assert!(
         books
             .account

@@ -1,0 +1,250 @@
+//! Accounts in a partition: opening one for a unit, changing its terms, and recording money
+//! movements (payments, adjustments, reversals), each in its own durable transaction so the
+//! caller's acknowledgement means the change survives a crash.
+//!
+//! Payment and adjustment references are idempotency keys per organisation: the index is read
+//! and written inside the same write transaction, and redb runs one write transaction at a
+//! time, so two partitions can never both record the same reference.
+
+use super::{Partition, Unit};
+use crate::account::{
+    Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
+};
+use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
+use crate::ledger::LedgerEntry;
+use crate::store::{RefIndex, RefKind, StoreError, WriteTxn};
+
+/// Why the engine refused a request. Nothing was changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No such unit.
+    #[error("unit {0} is not registered")]
+    UnitNotFound(String),
+    /// The unit was decommissioned.
+    #[error("unit {0} is decommissioned")]
+    UnitDecommissioned(String),
+    /// The unit has no account yet.
+    #[error("unit {0} has no account")]
+    AccountNotFound(String),
+    /// The unit already has an account.
+    #[error("unit {0} already has an account")]
+    AccountExists(String),
+    /// No payment with this reference in the organisation.
+    #[error("no payment with reference {0:?}")]
+    PaymentNotFound(String),
+    /// The reference was already used for a different amount or account.
+    #[error("reference {0:?} was already used for a different amount or account")]
+    ReferenceReused(String),
+    /// The account settings were refused.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The payment was refused.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// The adjustment was refused.
+    #[error(transparent)]
+    Adjustment(#[from] AdjustmentError),
+    /// The reversal was refused.
+    #[error(transparent)]
+    Reversal(#[from] ReversalError),
+    /// A charge could not be computed.
+    #[error(transparent)]
+    Charge(#[from] ChargeError),
+    /// The change could not be stored; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine is shutting down.
+    #[error("billing engine is stopping")]
+    Stopping,
+}
+
+impl EngineError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Store(error) => error.is_transient(),
+            EngineError::Stopping => true,
+            _ => false,
+        }
+    }
+}
+
+impl Partition {
+    /// Opens the unit's account on `opening`'s terms; the unit is sent the account's desired
+    /// load if it differs from what the unit was last told.
+    pub fn open_account(
+        &mut self,
+        serial: &str,
+        opening: AccountOpening,
+    ) -> Result<AccountRecord, EngineError> {
+        let now = self.clock.now();
+        self.transact(serial, |unit, _txn, pending| {
+            if unit.account.is_some() {
+                return Err(EngineError::AccountExists(serial.to_owned()));
+            }
+            let account = Account::open(&opening.terms, &opening.setup, now)?;
+            let (load, reason) = account.desired_load();
+            unit.account = Some(AccountRecord {
+                org: opening.org.into_boxed_str(),
+                tz: opening.tz,
+                rated_power_w: opening.terms.rated_power_w,
+                account,
+                ledger_len: 0,
+            });
+            let decision = crate::account::LoadDecision { load, reason };
+            pending.decide(serial, &mut unit.state, decision, now);
+            Ok((unit.account.clone(), true))
+        })
+        .map(|record| record.expect("just opened"))
+    }
+
+    /// Changes an open account's terms; may switch the load.
+    pub fn change_account(
+        &mut self,
+        serial: &str,
+        change: AccountChange,
+    ) -> Result<AccountRecord, EngineError> {
+        let now = self.clock.now();
+        self.transact(serial, |unit, _txn, pending| {
+            let record = account_of(serial, unit)?;
+            let effects = match change {
+                AccountChange::NegativeChargeLimit(limit) => {
+                    record.account.set_negative_charge_limit(limit)?
+                }
+                AccountChange::AutoSwitchOff(enabled) => {
+                    record.account.set_auto_switch_off(enabled)
+                }
+                AccountChange::SaleTerms {
+                    down_payment,
+                    total_system_cost,
+                } => record
+                    .account
+                    .set_sale_terms(down_payment, total_system_cost, now)?,
+            };
+            pending.record(serial, unit, effects, now);
+            Ok((unit.account.clone().expect("checked above"), true))
+        })
+    }
+
+    /// Records a payment, adjustment or reversal. A reference already recorded returns the
+    /// first call's entry (`duplicate`), unless it was for another amount or account.
+    pub fn record(&mut self, serial: &str, movement: Movement) -> Result<Receipt, EngineError> {
+        let now = self.clock.now();
+        self.transact(serial, |unit, txn, pending| {
+            let org = account_of(serial, unit)?.org.clone();
+            let (kind, reference, amount) = match &movement {
+                Movement::Payment(payment) => (
+                    RefKind::Payment,
+                    &payment.provider_ref,
+                    Some(payment.amount),
+                ),
+                Movement::Adjustment(adjustment) => (
+                    RefKind::Adjustment,
+                    &adjustment.reference,
+                    Some(adjustment.amount),
+                ),
+                Movement::Reversal { provider_ref, .. } => (RefKind::Payment, provider_ref, None),
+            };
+            let reference = reference.clone();
+            let index = txn.reference(kind, &org, &reference)?;
+            if let (Some(index), Some(amount)) = (&index, amount) {
+                let entry = stored_entry(txn, index)?;
+                if index.serial != serial || entry.amount != amount {
+                    return Err(EngineError::ReferenceReused(reference));
+                }
+                let account = unit.account.clone().expect("checked above");
+                let receipt = Receipt {
+                    ledger_seq: index.seq,
+                    entry,
+                    duplicate: true,
+                    account,
+                };
+                return Ok((receipt, false));
+            }
+            let record = account_of(serial, unit)?;
+            let (effects, new_index) = match movement {
+                Movement::Payment(payment) => {
+                    let effects = record.account.apply_payment(&payment, now)?;
+                    (
+                        effects,
+                        RefIndex {
+                            serial: serial.to_owned(),
+                            seq: record.ledger_len,
+                            reversal_seq: None,
+                        },
+                    )
+                }
+                Movement::Adjustment(adjustment) => {
+                    let effects = record.account.apply_adjustment(&adjustment, now)?;
+                    (
+                        effects,
+                        RefIndex {
+                            serial: serial.to_owned(),
+                            seq: record.ledger_len,
+                            reversal_seq: None,
+                        },
+                    )
+                }
+                Movement::Reversal {
+                    provider_ref,
+                    reversal,
+                } => {
+                    let index = index
+                        .filter(|index| index.serial == serial)
+                        .ok_or_else(|| EngineError::PaymentNotFound(provider_ref.clone()))?;
+                    let original = stored_entry(txn, &index)?;
+                    let already_reversed = index.reversal_seq.is_some();
+                    let effects = record.account.reverse_payment(
+                        &original,
+                        already_reversed,
+                        &reversal,
+                        now,
+                    )?;
+                    let reversal_seq = Some(record.ledger_len);
+                    (
+                        effects,
+                        RefIndex {
+                            reversal_seq,
+                            ..index
+                        },
+                    )
+                }
+            };
+            let entry = effects
+                .entries
+                .first()
+                .cloned()
+                .expect("a movement appends one entry");
+            let ledger_seq = pending.record(serial, unit, effects, now);
+            txn.put_reference(kind, &org, &reference, &new_index)?;
+            let account = unit.account.clone().expect("checked above");
+            Ok((
+                Receipt {
+                    ledger_seq,
+                    entry,
+                    duplicate: false,
+                    account,
+                },
+                true,
+            ))
+        })
+    }
+}
+
+/// The unit's account, or the error saying it has none.
+fn account_of<'a>(serial: &str, unit: &'a mut Unit) -> Result<&'a mut AccountRecord, EngineError> {
+    unit.account
+        .as_mut()
+        .ok_or_else(|| EngineError::AccountNotFound(serial.to_owned()))
+}
+
+/// The ledger entry an index points at; its absence means the file is damaged.
+fn stored_entry(txn: &WriteTxn, index: &RefIndex) -> Result<LedgerEntry, EngineError> {
+    txn.ledger_entry(&index.serial, index.seq)?.ok_or_else(|| {
+        EngineError::Store(StoreError::Corrupt(format!(
+            "reference index points at missing ledger entry {}#{}",
+            index.serial, index.seq
+        )))
+    })
+}

@@ -1,0 +1,77 @@
+//! The instalment timer: a min-heap of when each account's next instalment falls due.
+//!
+//! The heap is built from every account when the partition opens, so instalments that fell due
+//! while the server was down are the first thing applied after start-up, each exactly once (the
+//! account counts the instalments it has applied, and that count is committed with the ledger
+//! entries). Heap entries can go stale (a payment reschedules an account); a popped entry is
+//! used only if it still matches the account's next due instant.
+
+use std::cmp::Reverse;
+use std::collections::HashSet;
+
+use super::Partition;
+use crate::store::StoreError;
+
+impl Partition {
+    /// Queues the account's next instalment, if it has one.
+    pub(super) fn schedule(&mut self, serial: &str) {
+        let next = self
+            .units
+            .get(serial)
+            .and_then(|unit| unit.account.as_ref())
+            .and_then(|record| record.account.next_instalment_at(record.tz));
+        if let Some(at) = next {
+            self.due.push(Reverse((at, serial.into())));
+        }
+    }
+
+    /// Charges the instalments that have fallen due, for at most `accounts_max` accounts, in
+    /// one commit; returns how many accounts were charged (call again while it is
+    /// `accounts_max`).
+    pub fn apply_due_instalments(&mut self, accounts_max: usize) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut charged: Vec<Box<str>> = Vec::new();
+        while charged.len() < accounts_max {
+            match self.due.peek() {
+                Some(Reverse((at, _))) if *at <= now => {}
+                _ => break,
+            }
+            let Some(Reverse((at, serial))) = self.due.pop() else {
+                break;
+            };
+            let Some(unit) = self.units.get_mut(&serial) else {
+                continue;
+            };
+            let is_due = unit
+                .account
+                .as_ref()
+                .is_some_and(|record| record.account.next_instalment_at(record.tz) == Some(at));
+            if !is_due {
+                continue;
+            }
+            while let Some(record) = unit.account.as_mut() {
+                match record.account.apply_due_instalments(now, record.tz) {
+                    Ok(effects) => {
+                        let more_due = effects.more_due;
+                        self.pending.record(&serial, unit, effects, now);
+                        if !more_due {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        metrics::counter!("sunledger_billing_charge_failed_total").increment(1);
+                        tracing::error!(%serial, %error, "instalment not charged");
+                        break;
+                    }
+                }
+            }
+            charged.push(serial);
+        }
+        let serials: HashSet<&str> = charged.iter().map(|serial| &**serial).collect();
+        self.commit(&serials)?;
+        for serial in &charged {
+            self.schedule(serial);
+        }
+        Ok(charged.len())
+    }
+}

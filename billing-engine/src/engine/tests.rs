@@ -1,0 +1,505 @@
+//! Partition tests against a real redb file: every assertion about durability reads the store.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use sunledger_proto::device::{CommandAck, Telemetry};
+
+use super::*;
+use crate::account::{AccountSetup, Adjustment, Payment, Reversal};
+use crate::account_record::{AccountChange, AccountOpening, Movement, Receipt};
+use crate::clock::ManualClock;
+use crate::ledger::{EntryKind, PaymentChannel};
+use crate::tariff::{Period, PlanTerms, Tariff};
+use crate::units::UnitRecord;
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+fn event(serial: &str, at: &str, body: EventBody) -> DeviceEvent {
+    DeviceEvent {
+        serial: serial.into(),
+        received_at_ms: utc(at).timestamp_millis(),
+        body,
+    }
+}
+
+fn reading(seq: u64, ts: i64, load_wh: u64) -> EventBody {
+    EventBody::Telemetry(Telemetry {
+        seq,
+        ts,
+        load_wh,
+        boot: 1,
+        ..Telemetry::default()
+    })
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    directory: Arc<UnitDirectory>,
+    clock: Arc<ManualClock>,
+    partition: Partition,
+}
+
+impl Fixture {
+    fn new(serials: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).unwrap());
+        let records: Vec<UnitRecord> = serials
+            .iter()
+            .map(|serial| store.register_unit(serial, 0).unwrap().0)
+            .collect();
+        let directory = Arc::new(UnitDirectory::from_records(records));
+        let clock = Arc::new(ManualClock::new(utc("2026-06-01T10:00:00Z")));
+        let partition =
+            Partition::open(store.clone(), directory.clone(), clock.clone(), 0, 1).unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            directory,
+            clock,
+            partition,
+        }
+    }
+
+    /// Drops the partition's memory and loads it again from the file, as after a restart.
+    fn restart(&mut self) {
+        self.partition = Partition::open(
+            self.store.clone(),
+            self.directory.clone(),
+            self.clock.clone(),
+            0,
+            1,
+        )
+        .unwrap();
+    }
+
+    fn open(&mut self, serial: &str, terms: PlanTerms, setup: AccountSetup) -> AccountRecord {
+        let opening = AccountOpening {
+            org: "org-1".into(),
+            tz: Tz::Africa__Nairobi,
+            terms,
+            setup,
+        };
+        self.partition.open_account(serial, opening).unwrap()
+    }
+
+    fn pay(
+        &mut self,
+        serial: &str,
+        amount: Decimal,
+        provider_ref: &str,
+    ) -> Result<Receipt, EngineError> {
+        let payment = Payment {
+            amount,
+            channel: PaymentChannel::MobileMoney,
+            provider_ref: provider_ref.into(),
+            entered_by: "till-7".into(),
+        };
+        self.partition.record(serial, Movement::Payment(payment))
+    }
+
+    fn balance(&self, serial: &str) -> Decimal {
+        self.partition
+            .unit(serial)
+            .unwrap()
+            .account
+            .as_ref()
+            .unwrap()
+            .account
+            .balance()
+    }
+
+    /// Checks that memory equals the file and the stored balance equals its ledger's sum.
+    fn assert_stored_matches_ledger(&self, serial: &str) {
+        let stored = self.store.account(serial).unwrap().unwrap();
+        let in_memory = self
+            .partition
+            .unit(serial)
+            .unwrap()
+            .account
+            .clone()
+            .unwrap();
+        assert_eq!(stored, in_memory);
+        let ledger = self.store.ledger(serial).unwrap();
+        let numbers: Vec<u64> = ledger.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(numbers, (0..stored.ledger_len).collect::<Vec<_>>());
+        stored
+            .account
+            .check_ledger(ledger.iter().map(|(_, entry)| entry))
+            .unwrap();
+    }
+
+    fn commands(&mut self) -> Vec<(u64, LoadState, Reason)> {
+        self.partition
+            .take_outbox()
+            .into_iter()
+            .map(|(_, command)| (command.cmd_id, command.load(), command.reason()))
+            .collect()
+    }
+}
+
+fn usage(price_per_kwh: Decimal, limit: Decimal) -> PlanTerms {
+    let mut terms = PlanTerms::new(Tariff::Usage { price_per_kwh });
+    terms.auto_switch_off = true;
+    terms.negative_charge_limit = limit;
+    terms
+}
+
+#[test]
+fn a_batch_is_stored_and_duplicates_are_not_counted_twice() {
+    let mut fx = Fixture::new(&["A"]);
+    let batch = [
+        event("A", "2026-06-01T10:00:00Z", reading(1, 0, 100)),
+        event("A", "2026-06-01T10:10:00Z", reading(2, 600, 130)),
+        event("A", "2026-06-01T10:10:00Z", reading(2, 600, 130)),
+        event("A", "2026-06-01T10:20:00Z", reading(3, 1200, 150)),
+        event("ghost", "2026-06-01T10:20:00Z", reading(1, 0, 5)),
+    ];
+    fx.partition.apply_batch(&batch).unwrap();
+    let stored = fx.store.unit_state("A").unwrap().unwrap();
+    assert_eq!(stored.consumed_wh, 50);
+    assert_eq!(stored.meter.unwrap().seq, 3);
+    assert_eq!(fx.store.unit_state("ghost").unwrap(), None);
+}
+
+#[test]
+fn usage_drains_the_balance_switches_off_below_the_limit_and_a_payment_restores() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(0.5), dec!(-1)), AccountSetup::default());
+    assert_eq!(fx.commands(), [(1, LoadState::On, Reason::CreditRestored)]);
+    fx.pay("A", dec!(1), "MP-1").unwrap();
+    assert_eq!(fx.commands(), [], "already on");
+    let at = "2026-06-01T11:00:00Z";
+    // Three readings of 1 kWh at 0.5 each: 1 → -0.5, still above the limit of -1; then
+    // 1.001 kWh → -1.0005, below it: off.
+    let batch = [
+        event("A", at, reading(1, 0, 0)),
+        event("A", at, reading(2, 3600, 1000)),
+        event("A", at, reading(3, 7200, 2000)),
+        event("A", at, reading(4, 10800, 3000)),
+        event("A", at, reading(4, 10800, 3000)),
+    ];
+    fx.partition.apply_batch(&batch).unwrap();
+    assert_eq!(fx.balance("A"), dec!(-0.5));
+    assert_eq!(fx.commands(), []);
+    fx.partition
+        .apply_batch(&[event("A", at, reading(5, 14400, 4001))])
+        .unwrap();
+    assert_eq!(fx.balance("A"), dec!(-1.0005));
+    assert_eq!(
+        fx.commands(),
+        [(2, LoadState::Off, Reason::CreditExhausted)]
+    );
+    fx.pay("A", dec!(0.0005), "MP-2").unwrap();
+    assert_eq!(fx.balance("A"), dec!(-1));
+    assert_eq!(fx.commands(), [(3, LoadState::On, Reason::CreditRestored)]);
+    fx.assert_stored_matches_ledger("A");
+    let kinds: Vec<EntryKind> = fx
+        .store
+        .ledger("A")
+        .unwrap()
+        .into_iter()
+        .map(|(_, entry)| entry.kind)
+        .collect();
+    use EntryKind::{Payment as P, UsageCharge as U};
+    assert_eq!(kinds, [P, U, U, U, U, P]);
+    let desired = fx.store.unit_state("A").unwrap().unwrap().desired.unwrap();
+    assert_eq!(desired.cmd_id, 3);
+}
+
+#[test]
+fn a_payment_reference_is_one_payment_per_organisation() {
+    let mut fx = Fixture::new(&["A", "B"]);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    fx.open("B", usage(dec!(1), dec!(0)), AccountSetup::default());
+    let first = fx.pay("A", dec!(5), "MP-1").unwrap();
+    assert!(!first.duplicate);
+    let again = fx.pay("A", dec!(5), "MP-1").unwrap();
+    assert!(again.duplicate);
+    assert_eq!(
+        (again.ledger_seq, &again.entry),
+        (first.ledger_seq, &first.entry)
+    );
+    assert_eq!(fx.balance("A"), dec!(5));
+    assert!(matches!(
+        fx.pay("A", dec!(6), "MP-1"),
+        Err(EngineError::ReferenceReused(_))
+    ));
+    assert!(matches!(
+        fx.pay("B", dec!(5), "MP-1"),
+        Err(EngineError::ReferenceReused(_))
+    ));
+    assert_eq!(fx.balance("B"), dec!(0));
+    assert!(matches!(
+        fx.pay("B", dec!(-5), "MP-9"),
+        Err(EngineError::Payment(crate::account::PaymentError::Amount(
+            _
+        )))
+    ));
+    assert!(matches!(
+        fx.pay("nobody", dec!(1), "MP-3"),
+        Err(EngineError::UnitNotFound(_))
+    ));
+    fx.restart();
+    assert!(
+        fx.pay("A", dec!(5), "MP-1").unwrap().duplicate,
+        "the index is durable"
+    );
+    assert_eq!(fx.store.ledger("A").unwrap().len(), 1);
+    fx.assert_stored_matches_ledger("A");
+    fx.assert_stored_matches_ledger("B");
+}
+
+#[test]
+fn a_reversal_is_its_own_entry_and_happens_once() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    fx.pay("A", dec!(5), "MP-1").unwrap();
+    fx.commands();
+    let reversal = Reversal {
+        reason: "charge-back".into(),
+        entered_by: "ops".into(),
+    };
+    let reverse = |fx: &mut Fixture, provider_ref: &str| {
+        let movement = Movement::Reversal {
+            provider_ref: provider_ref.into(),
+            reversal: reversal.clone(),
+        };
+        fx.partition.record("A", movement)
+    };
+    let receipt = reverse(&mut fx, "MP-1").unwrap();
+    assert_eq!(
+        (receipt.ledger_seq, receipt.entry.kind, receipt.entry.amount),
+        (1, EntryKind::Reversal, dec!(-5))
+    );
+    assert_eq!(fx.balance("A"), dec!(0));
+    assert!(matches!(
+        reverse(&mut fx, "MP-1"),
+        Err(EngineError::Reversal(
+            crate::account::ReversalError::AlreadyReversed
+        ))
+    ));
+    assert!(matches!(
+        reverse(&mut fx, "MP-404"),
+        Err(EngineError::PaymentNotFound(_))
+    ));
+    assert_eq!(fx.commands(), [], "limit 0 and balance 0: still on");
+    let adjustment = Adjustment {
+        amount: dec!(-0.01),
+        reference: "ADJ-1".into(),
+        reason: "meter fault".into(),
+        entered_by: "ops".into(),
+    };
+    fx.partition
+        .record("A", Movement::Adjustment(adjustment.clone()))
+        .unwrap();
+    assert!(
+        fx.partition
+            .record("A", Movement::Adjustment(adjustment))
+            .unwrap()
+            .duplicate
+    );
+    assert_eq!(
+        fx.commands(),
+        [(2, LoadState::Off, Reason::CreditExhausted)]
+    );
+    fx.assert_stored_matches_ledger("A");
+}
+
+#[test]
+fn instalments_fall_due_on_the_timer_and_missed_ones_are_charged_once_after_a_restart() {
+    let mut fx = Fixture::new(&["A"]);
+    let mut terms = PlanTerms::new(Tariff::Instalment {
+        amount_per_period: dec!(1),
+        period: Period::Weekly,
+    });
+    terms.auto_switch_off = true;
+    fx.open("A", terms, AccountSetup::default());
+    fx.clock.set(utc("2026-06-01T10:00:00+03:00"));
+    fx.pay("A", dec!(2), "MP-1").unwrap();
+    fx.clock.set(utc("2026-06-08T09:59:59+03:00"));
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
+    fx.clock.set(utc("2026-06-08T10:00:00+03:00"));
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 1);
+    assert_eq!(fx.balance("A"), dec!(1));
+    fx.commands();
+    // Down from 9 June to 23 June: 15 and 22 June are missed, then charged once at start-up.
+    fx.clock.set(utc("2026-06-23T00:00:00+03:00"));
+    fx.restart();
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 1);
+    assert_eq!(fx.balance("A"), dec!(-1));
+    assert_eq!(
+        fx.commands(),
+        [(2, LoadState::Off, Reason::CreditExhausted)]
+    );
+    fx.restart();
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
+    assert_eq!(fx.balance("A"), dec!(-1));
+    let due: Vec<DateTime<Utc>> = fx
+        .store
+        .ledger("A")
+        .unwrap()
+        .into_iter()
+        .filter(|(_, entry)| entry.kind == EntryKind::InstalmentCharge)
+        .map(|(_, entry)| entry.at)
+        .collect();
+    assert_eq!(
+        due,
+        [
+            utc("2026-06-08T10:00:00+03:00"),
+            utc("2026-06-15T10:00:00+03:00"),
+            utc("2026-06-22T10:00:00+03:00")
+        ]
+    );
+    fx.assert_stored_matches_ledger("A");
+}
+
+#[test]
+fn completing_the_plan_switches_on_for_good_and_stops_charges() {
+    let mut fx = Fixture::new(&["A"]);
+    let setup = AccountSetup {
+        down_payment: dec!(10),
+        total_system_cost: Some(dec!(20)),
+        ..AccountSetup::default()
+    };
+    fx.open("A", usage(dec!(1), dec!(0)), setup);
+    let at = "2026-06-01T11:00:00Z";
+    fx.partition
+        .apply_batch(&[
+            event("A", at, reading(1, 0, 0)),
+            event("A", at, reading(2, 3600, 500)),
+        ])
+        .unwrap();
+    assert_eq!(
+        fx.commands(),
+        [
+            (1, LoadState::On, Reason::CreditRestored),
+            (2, LoadState::Off, Reason::CreditExhausted)
+        ]
+    );
+    fx.pay("A", dec!(10), "MP-1").unwrap();
+    assert_eq!(fx.commands(), [(3, LoadState::On, Reason::PlanCompleted)]);
+    let later = "2026-06-02T11:00:00Z";
+    fx.partition
+        .apply_batch(&[event("A", later, reading(3, 7200, 1500))])
+        .unwrap();
+    assert_eq!(
+        fx.balance("A"),
+        dec!(9.5),
+        "no usage charged after completion"
+    );
+    let record = fx
+        .partition
+        .change_account("A", AccountChange::NegativeChargeLimit(dec!(-5)))
+        .unwrap();
+    assert!(matches!(
+        record.account.plan_state(),
+        crate::account::PlanState::Completed { .. }
+    ));
+    assert_eq!(fx.commands(), []);
+    fx.assert_stored_matches_ledger("A");
+}
+
+#[test]
+fn counter_resets_and_implausible_readings_are_recorded_as_unit_events() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(1), dec!(-100)), AccountSetup::default());
+    let at = "2026-06-01T11:00:00Z";
+    let reset = EventBody::Telemetry(Telemetry {
+        seq: 1,
+        ts: 7200,
+        load_wh: 5,
+        boot: 2,
+        ..Telemetry::default()
+    });
+    fx.partition
+        .apply_batch(&[
+            event("A", at, reading(1, 0, 100)),
+            event("A", at, reading(2, 60, 5000)),
+            event("A", at, reset),
+        ])
+        .unwrap();
+    let kinds: Vec<UnitEventKind> = fx
+        .store
+        .unit_events("A")
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            UnitEventKind::HeldForReview { wh: 4900 },
+            UnitEventKind::CounterReset
+        ]
+    );
+    assert_eq!(fx.balance("A"), dec!(0), "nothing charged for either");
+    assert_eq!(
+        fx.store.unit_state("A").unwrap().unwrap().events_recorded,
+        2
+    );
+}
+
+#[test]
+fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
+    let mut fx = Fixture::new(&["A"]);
+    let off = fx
+        .partition
+        .set_load("A", LoadState::Off, Reason::Manual)
+        .unwrap();
+    assert_eq!((off.cmd_id, off.load()), (1, LoadState::Off));
+    assert_eq!(
+        fx.partition
+            .set_load("A", LoadState::Off, Reason::Manual)
+            .unwrap(),
+        off,
+        "same state: no new command"
+    );
+    assert_eq!(fx.partition.unacknowledged().count(), 1);
+    let at = "2026-06-01T11:00:00Z";
+    let wrong = CommandAck {
+        cmd_id: 1,
+        load: LoadState::On as i32,
+    };
+    fx.partition
+        .apply_batch(&[event("A", at, EventBody::Ack(wrong))])
+        .unwrap();
+    assert_eq!(fx.partition.unacknowledged().count(), 1);
+    let right = CommandAck {
+        cmd_id: 1,
+        load: LoadState::Off as i32,
+    };
+    fx.partition
+        .apply_batch(&[event("A", at, EventBody::Ack(right))])
+        .unwrap();
+    assert_eq!(fx.partition.unacknowledged().count(), 0);
+    assert_eq!(
+        fx.store.unit_state("A").unwrap().unwrap().confirmed,
+        Some((1, LoadState::Off as i32))
+    );
+    assert_eq!(
+        fx.partition
+            .set_load("A", LoadState::On, Reason::Manual)
+            .unwrap()
+            .cmd_id,
+        2
+    );
+    assert!(matches!(
+        fx.partition.set_load("B", LoadState::On, Reason::Manual),
+        Err(EngineError::UnitNotFound(_))
+    ));
+}
+
+#[test]
+fn partition_ownership_is_stable_and_covers_every_partition() {
+    assert_eq!(partition_of("SL-000001", 8), partition_of("SL-000001", 8));
+    let mut seen = [false; 8];
+    for i in 0..200 {
+        seen[partition_of(&format!("SL-{i:06}"), 8)] = true;
+    }
+    assert!(seen.iter().all(|hit| *hit));
+}
