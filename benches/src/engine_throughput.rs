@@ -1,9 +1,9 @@
 //! Benchmark: usage readings applied per second by one billing partition alone (one thread),
 //! durable (every batch committed to redb with immediate durability), over many accounts.
 //!
-//! Run: `cargo run --release -p sunledger-benches --bin engine-throughput -- [units] [rounds]`
-//! (defaults 100000 units, 5 rounds). Each round sends one new reading per unit in batches of
-//! 8,192 (the engine's default `batch_events_max`). Prints every round's rate and the median.
+//! Run: `cargo run --release -p sunledger-benches --bin engine-throughput -- [units] [rounds]
+//! [batch]` (defaults 100000 units, 5 rounds, batches of 8,192, the engine's default
+//! `batch_events_max`). Each round sends one new reading per unit. Prints every round's rate and the median.
 //!
 //! Every unit has an account on a usage tariff, so each reading is metered, charged, appended
 //! to the ledger and committed with the unit's state and account. Accounts are written to the
@@ -17,14 +17,12 @@ use rust_decimal::Decimal;
 use sunledger_billing::account::{Account, AccountSetup};
 use sunledger_billing::account_record::AccountRecord;
 use sunledger_billing::clock::SystemClock;
-use sunledger_billing::engine::Partition;
+use sunledger_billing::engine::{Partition, Unit, UnitState};
 use sunledger_billing::event::{DeviceEvent, EventBody};
 use sunledger_billing::store::Store;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitRecord, UnitStatus};
 use sunledger_proto::device::Telemetry;
-
-const BATCH_EVENTS: usize = 8_192;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -34,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let rounds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
+    let batch_events: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8_192);
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&dir.path().join("bench.redb"))?);
     let secret_hash = DeviceSecret::generate().hash();
@@ -76,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         let started = Instant::now();
-        for batch in events.chunks(BATCH_EVENTS) {
+        for batch in events.chunks(batch_events) {
             partition.apply_batch(batch)?;
             partition.take_outbox();
         }
@@ -91,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "engine-throughput: {units} units, batch {BATCH_EVENTS}, durable commits: median {:.0} readings/s",
+        "engine-throughput: {units} units, batch {batch_events}, durable commits: median {:.0} readings/s",
         rates[rates.len() / 2]
     );
     Ok(())
@@ -111,9 +110,14 @@ fn write_accounts(store: &Store, serials: &[Box<str>]) -> Result<(), Box<dyn std
         rated_power_w: terms.rated_power_w,
         account,
         ledger_len: 0,
+        ledger_head: None,
+    };
+    let unit = Unit {
+        state: UnitState::default(),
+        account: Some(record),
     };
     let mut txn = store.begin()?;
-    txn.put_accounts(serials.iter().map(|serial| (&**serial, &record)))?;
+    txn.put_units(serials.iter().map(|serial| (&**serial, &unit)))?;
     txn.commit()?;
     Ok(())
 }

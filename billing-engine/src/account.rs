@@ -137,14 +137,19 @@ pub struct Account {
     /// How credit is consumed, copied from the plan.
     tariff: Tariff,
     /// Credit balance: the sum of the ledger's amounts.
+    #[serde(with = "crate::compact::decimal")]
     balance: Decimal,
     /// Paid up-front; not credit, counts toward the total system cost.
+    #[serde(with = "crate::compact::decimal")]
     down_payment: Decimal,
     /// Price of the system, if the plan ends.
+    #[serde(with = "crate::compact::decimal_option")]
     total_system_cost: Option<Decimal>,
     /// Payments net of reversals.
+    #[serde(with = "crate::compact::decimal")]
     total_paid: Decimal,
     /// Lowest balance allowed before switch-off (≤ 0).
+    #[serde(with = "crate::compact::decimal")]
     negative_charge_limit: Decimal,
     /// Whether falling below the limit switches the load off.
     auto_switch_off: bool,

@@ -1,7 +1,7 @@
 //! What the engine keeps per account beside the billing rules' own state: the organisation it
 //! belongs to (payment references are unique per organisation), the organisation's time zone
-//! (instalment boundaries), the unit's rated power (meter plausibility) and the length of its
-//! ledger (the next entry's number).
+//! (instalment boundaries), the unit's rated power (meter plausibility) and its ledger's length
+//! and head (see [`crate::store`] for how ledgers are chained through the journal).
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,8 @@ pub struct AccountRecord {
     pub account: Account,
     /// Entries on the account's ledger; the next entry is numbered `ledger_len`.
     pub ledger_len: u64,
+    /// Journal position of the account's latest ledger entry, the head of its chain.
+    pub ledger_head: Option<u64>,
 }
 
 /// What opening an account needs: whose it is, on which plan's terms, with which overrides.

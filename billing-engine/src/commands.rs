@@ -3,13 +3,13 @@
 //! A command is published retained on the unit's `cmd` topic so a device that reconnects gets
 //! the current desired state. The engine re-publishes a command until the device acks it.
 
-use rkyv::{Archive, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use sunledger_broker::Link;
 use sunledger_proto::device::{Command, LoadState, Reason};
 use sunledger_proto::topic::{TopicKind, device_topic};
 
 /// The desired load state of a unit, as last decided and stored.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredCommand {
     /// Increases with every new command for the unit.
     pub cmd_id: u64,

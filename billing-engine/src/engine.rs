@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rkyv::{Archive, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use sunledger_proto::device::{Command, LoadState, Reason};
 
 use crate::account::{ChargeError, Effects, LoadDecision};
@@ -32,6 +32,7 @@ use crate::commands::{StoredCommand, decision_to_proto};
 use crate::event::{DeviceEvent, EventBody};
 use crate::ledger::{LedgerEntry, ReadingId};
 use crate::meter::{self, MeterOutcome, MeterState};
+use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{UnitDirectory, UnitStatus};
@@ -51,7 +52,7 @@ pub fn partition_of(serial: &str, partitions: usize) -> usize {
 
 /// Everything the platform keeps about one unit's device between messages. Kept small: it is
 /// hot state, one per unit in memory.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnitState {
     /// The last accepted reading, the baseline for the next.
     pub meter: Option<MeterState>,
@@ -95,8 +96,9 @@ impl UnitState {
     }
 }
 
-/// A unit's hot state: its device side and, once it is on a payment plan, its account.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A unit's hot state: its device side and, once it is on a payment plan, its account. Stored
+/// as one record, so a reading costs one write however much it changes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unit {
     /// Meter, commands and presence.
     pub state: UnitState,
@@ -105,10 +107,11 @@ pub struct Unit {
 }
 
 /// What a batch or request wrote in memory and must commit together.
-#[derive(Default)]
 struct Pending {
-    /// Ledger entries, each with its account and number.
-    ledger: Vec<(Box<str>, u64, LedgerEntry)>,
+    /// Hands out journal positions.
+    store: Arc<Store>,
+    /// Ledger entries, each at its journal position.
+    journal: Vec<(u64, JournalRecord)>,
     /// Unit events, each with its unit and number.
     events: Vec<(Box<str>, u64, UnitEvent)>,
     /// Commands to publish once committed.
@@ -131,7 +134,15 @@ impl Pending {
         let first = record.ledger_len;
         for entry in effects.entries {
             metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
-            self.ledger.push((serial.into(), record.ledger_len, entry));
+            let pos = self.store.reserve_journal_position();
+            let chained = JournalRecord {
+                serial: serial.to_owned(),
+                seq: record.ledger_len,
+                prev: record.ledger_head,
+                entry,
+            };
+            self.journal.push((pos, chained));
+            record.ledger_head = Some(pos);
             record.ledger_len += 1;
         }
         if let Some(decision) = effects.load_change {
@@ -164,7 +175,7 @@ impl Pending {
     }
 
     fn clear_writes(&mut self) {
-        self.ledger.clear();
+        self.journal.clear();
         self.events.clear();
     }
 }
@@ -201,28 +212,23 @@ impl Partition {
         count: usize,
     ) -> Result<Partition, StoreError> {
         let owned = |serial: &str| partition_of(serial, count) == index;
-        let mut units: HashMap<Box<str>, Unit> = store
-            .unit_states(owned)?
+        let units: HashMap<Box<str>, Unit> = store
+            .units_hot(owned)?
             .into_iter()
-            .map(|(serial, state)| {
-                (
-                    serial.into_boxed_str(),
-                    Unit {
-                        state,
-                        account: None,
-                    },
-                )
-            })
+            .map(|(serial, unit)| (serial.into_boxed_str(), unit))
             .collect();
-        for (serial, account) in store.accounts(owned)? {
-            units.entry(serial.into_boxed_str()).or_default().account = Some(account);
-        }
+        let journal_store = store.clone();
         let mut partition = Partition {
             store,
             directory,
             clock,
             units,
-            pending: Pending::default(),
+            pending: Pending {
+                store: journal_store,
+                journal: Vec::new(),
+                events: Vec::new(),
+                outbox: Vec::new(),
+            },
             due: BinaryHeap::new(),
         };
         let serials: Vec<Box<str>> = partition.units.keys().cloned().collect();
@@ -262,7 +268,13 @@ impl Partition {
             metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason).increment(1);
             return false;
         }
-        let unit = self.units.entry(event.serial.clone()).or_default();
+        // Look up before inserting: the entry API would allocate a key for every event.
+        if !self.units.contains_key(&*event.serial) {
+            self.units.insert(event.serial.clone(), Unit::default());
+        }
+        let Some(unit) = self.units.get_mut(&*event.serial) else {
+            return false;
+        };
         unit.state.last_seen_ms = unit.state.last_seen_ms.max(event.received_at_ms);
         match &event.body {
             EventBody::Telemetry(reading) => {
@@ -372,7 +384,9 @@ impl Partition {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let serials: Vec<&str> = changed.iter().copied().collect();
+        // Inserting in key order keeps redb on neighbouring pages: several times faster.
+        let mut serials: Vec<&str> = changed.iter().copied().collect();
+        serials.sort_unstable();
         let result = self.store.begin().and_then(|mut txn| {
             self.write(&mut txn, &serials)?;
             txn.commit()
@@ -397,15 +411,12 @@ impl Partition {
                 .iter()
                 .filter_map(|serial| Some((*serial, self.units.get(*serial)?)))
         };
-        txn.put_unit_states(units().map(|(serial, unit)| (serial, &unit.state)))?;
-        txn.put_accounts(
-            units().filter_map(|(serial, unit)| Some((serial, unit.account.as_ref()?))),
-        )?;
-        txn.append_ledger(
+        txn.put_units(units())?;
+        txn.append_journal(
             self.pending
-                .ledger
+                .journal
                 .iter()
-                .map(|(serial, seq, entry)| (&**serial, *seq, entry)),
+                .map(|(pos, record)| (*pos, record)),
         )?;
         txn.append_events(
             self.pending
@@ -419,17 +430,12 @@ impl Partition {
     /// Discards in-memory changes to `serials` after a failed commit.
     fn reload(&mut self, serials: &[Box<str>]) {
         for serial in serials {
-            let stored = self
-                .store
-                .unit_state(serial)
-                .and_then(|state| Ok((state, self.store.account(serial)?)));
-            match stored {
-                Ok((None, None)) => {
+            match self.store.unit(serial) {
+                Ok(None) => {
                     self.units.remove(serial);
                 }
-                Ok((state, account)) => {
-                    let state = state.unwrap_or_default();
-                    self.units.insert(serial.clone(), Unit { state, account });
+                Ok(Some(unit)) => {
+                    self.units.insert(serial.clone(), unit);
                     self.schedule(serial);
                 }
                 Err(error) => {

@@ -73,10 +73,12 @@ pub struct LedgerEntry {
     /// What caused the change.
     pub kind: EntryKind,
     /// Signed change to the credit balance, at full precision.
+    #[serde(with = "crate::compact::decimal")]
     pub amount: Decimal,
     /// Human-readable explanation shown in statements and audits.
     pub reason: String,
     /// When the change took effect (payment received, reading taken, instalment due).
+    #[serde(with = "crate::compact::instant")]
     pub at: DateTime<Utc>,
     /// The idempotency key the change came from.
     pub reference: EntryRef,

@@ -25,6 +25,7 @@ pub mod account_record;
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod compact;
 pub mod engine;
 pub mod event;
 pub mod meter;

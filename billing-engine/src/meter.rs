@@ -6,7 +6,7 @@
 //! idempotency key is `(boot, seq)`: anything not newer than the last accepted reading is a
 //! duplicate and changes nothing.
 
-use rkyv::{Archive, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use sunledger_proto::device::Telemetry;
 
 /// Integer rounding slack: each counter is a floor of the true energy, so a delta can exceed
@@ -14,7 +14,7 @@ use sunledger_proto::device::Telemetry;
 const COUNTER_ROUNDING_WH: u64 = 2;
 
 /// Energy consumed since the previous reading, per port: what usage is charged for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EnergyDelta {
     /// Watt-hours delivered through the load port.
     pub load_wh: u64,
@@ -30,7 +30,7 @@ impl EnergyDelta {
 }
 
 /// The last accepted reading of a unit: the baseline for the next one.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterState {
     /// Boot counter of the baseline reading.
     pub boot: u32,

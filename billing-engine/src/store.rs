@@ -1,23 +1,25 @@
 //! The redb file: registered units and each unit's durable state.
 //!
-//! Tables (string keys are serials, values are rkyv records, see [`crate::codec`]):
+//! Tables (string keys are serials; values are encoded by [`crate::codec`]):
 //! - `units`: [`UnitRecord`], written at registration and status changes.
-//! - `unit_state`: [`UnitState`], written by the engine at every group commit.
+//! - `unit_state`: each unit's hot state ([`crate::engine::Unit`]: meter, commands, account),
+//!   written by the engine at every group commit.
 //! - the billing tables (accounts, ledger, reference indexes, unit events): see [`billing`].
 //!
 //! Every write is one redb transaction committed with immediate durability: when a method
 //! returns `Ok`, the change survives `kill -9`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::codec::{self, CodecError};
-use crate::engine::UnitState;
+
 use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
 
 mod billing;
-pub use billing::{RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
+pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
 
 const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
 const UNIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("unit_state");
@@ -76,6 +78,8 @@ from_redb!(
 /// The platform's durable state.
 pub struct Store {
     db: Database,
+    /// The next free journal position; positions reserved by a failed commit stay unused.
+    journal_next: AtomicU64,
 }
 
 impl Store {
@@ -88,13 +92,18 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;
-        txn.open_table(billing::ACCOUNTS)?;
-        txn.open_table(billing::LEDGER)?;
+        txn.open_table(billing::JOURNAL)?;
         txn.open_table(billing::PAYMENT_REFS)?;
         txn.open_table(billing::ADJUSTMENT_REFS)?;
         txn.open_table(billing::UNIT_EVENTS)?;
         txn.commit()?;
-        Ok(Store { db })
+        let journal_next = AtomicU64::new(Store::journal_end(&db)?);
+        Ok(Store { db, journal_next })
+    }
+
+    /// Reserves the journal position of one new ledger entry.
+    pub fn reserve_journal_position(&self) -> u64 {
+        self.journal_next.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers a new enabled unit and returns its device secret, the only time it is seen.
@@ -171,38 +180,12 @@ impl Store {
         }
         Ok(records)
     }
-
-    /// The committed state of every unit whose serial `owned` accepts.
-    pub fn unit_states(
-        &self,
-        owned: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, UnitState)>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let states = txn.open_table(UNIT_STATE)?;
-        let mut out = Vec::new();
-        for entry in states.iter()? {
-            let (serial, state) = entry?;
-            if owned(serial.value()) {
-                out.push((serial.value().to_owned(), codec::decode(state.value())?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The committed state of one unit.
-    pub fn unit_state(&self, serial: &str) -> Result<Option<UnitState>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let states = txn.open_table(UNIT_STATE)?;
-        let state = states.get(serial)?;
-        Ok(state
-            .map(|state| codec::decode(state.value()))
-            .transpose()?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Unit, UnitState};
 
     #[test]
     fn units_and_states_survive_reopening_the_file() {
@@ -222,8 +205,12 @@ mod tests {
             consumed_wh: 7,
             ..UnitState::default()
         };
+        let unit = Unit {
+            state: state.clone(),
+            account: None,
+        };
         let mut txn = store.begin().unwrap();
-        txn.put_unit_states([("SL1", &state)]).unwrap();
+        txn.put_units([("SL1", &unit)]).unwrap();
         txn.commit().unwrap();
         drop(store);
 

@@ -32,11 +32,13 @@ pub enum Tariff {
     /// Credit is consumed by energy delivered through the load and USB ports.
     Usage {
         /// Price of one kWh in the organisation's currency, at full precision.
+        #[serde(with = "crate::compact::decimal")]
         price_per_kwh: Decimal,
     },
     /// Credit is consumed by a fixed charge every period after the first credit deposit.
     Instalment {
         /// Amount charged when each period falls due.
+        #[serde(with = "crate::compact::decimal")]
         amount_per_period: Decimal,
         /// Length of a period.
         period: Period,

@@ -121,6 +121,11 @@ impl Server {
         &self.engine
     }
 
+    /// A shared handle on the billing engine, for tasks that outlive a borrow of the server.
+    pub fn engine_handle(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// The durable store.
     pub fn store(&self) -> &Store {
         &self.store

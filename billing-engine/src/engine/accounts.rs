@@ -11,8 +11,7 @@ use crate::account::{
     Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
 };
 use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
-use crate::ledger::LedgerEntry;
-use crate::store::{RefIndex, RefKind, StoreError, WriteTxn};
+use crate::store::{JournalRecord, RefIndex, RefKind, StoreError, WriteTxn};
 
 /// Why the engine refused a request. Nothing was changed when one is returned.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +90,7 @@ impl Partition {
                 rated_power_w: opening.terms.rated_power_w,
                 account,
                 ledger_len: 0,
+                ledger_head: None,
             });
             let decision = crate::account::LoadDecision { load, reason };
             pending.decide(serial, &mut unit.state, decision, now);
@@ -149,42 +149,24 @@ impl Partition {
             let reference = reference.clone();
             let index = txn.reference(kind, &org, &reference)?;
             if let (Some(index), Some(amount)) = (&index, amount) {
-                let entry = stored_entry(txn, index)?;
-                if index.serial != serial || entry.amount != amount {
+                let first = stored_entry(txn, index.pos)?;
+                if index.serial != serial || first.entry.amount != amount {
                     return Err(EngineError::ReferenceReused(reference));
                 }
-                let account = unit.account.clone().expect("checked above");
                 let receipt = Receipt {
-                    ledger_seq: index.seq,
-                    entry,
+                    ledger_seq: first.seq,
+                    entry: first.entry,
                     duplicate: true,
-                    account,
+                    account: unit.account.clone().expect("checked above"),
                 };
                 return Ok((receipt, false));
             }
             let record = account_of(serial, unit)?;
-            let (effects, new_index) = match movement {
-                Movement::Payment(payment) => {
-                    let effects = record.account.apply_payment(&payment, now)?;
-                    (
-                        effects,
-                        RefIndex {
-                            serial: serial.to_owned(),
-                            seq: record.ledger_len,
-                            reversal_seq: None,
-                        },
-                    )
-                }
+            let mut reversed = None;
+            let effects = match movement {
+                Movement::Payment(payment) => record.account.apply_payment(&payment, now)?,
                 Movement::Adjustment(adjustment) => {
-                    let effects = record.account.apply_adjustment(&adjustment, now)?;
-                    (
-                        effects,
-                        RefIndex {
-                            serial: serial.to_owned(),
-                            seq: record.ledger_len,
-                            reversal_seq: None,
-                        },
-                    )
+                    record.account.apply_adjustment(&adjustment, now)?
                 }
                 Movement::Reversal {
                     provider_ref,
@@ -192,23 +174,17 @@ impl Partition {
                 } => {
                     let index = index
                         .filter(|index| index.serial == serial)
-                        .ok_or_else(|| EngineError::PaymentNotFound(provider_ref.clone()))?;
-                    let original = stored_entry(txn, &index)?;
-                    let already_reversed = index.reversal_seq.is_some();
+                        .ok_or(EngineError::PaymentNotFound(provider_ref))?;
+                    let original = stored_entry(txn, index.pos)?.entry;
+                    let already_reversed = index.reversal_pos.is_some();
                     let effects = record.account.reverse_payment(
                         &original,
                         already_reversed,
                         &reversal,
                         now,
                     )?;
-                    let reversal_seq = Some(record.ledger_len);
-                    (
-                        effects,
-                        RefIndex {
-                            reversal_seq,
-                            ..index
-                        },
-                    )
+                    reversed = Some(index);
+                    effects
                 }
             };
             let entry = effects
@@ -217,17 +193,27 @@ impl Partition {
                 .cloned()
                 .expect("a movement appends one entry");
             let ledger_seq = pending.record(serial, unit, effects, now);
-            txn.put_reference(kind, &org, &reference, &new_index)?;
-            let account = unit.account.clone().expect("checked above");
-            Ok((
-                Receipt {
-                    ledger_seq,
-                    entry,
-                    duplicate: false,
-                    account,
+            let record = unit.account.clone().expect("checked above");
+            let pos = record.ledger_head.expect("an entry was just appended");
+            let new_index = match reversed {
+                Some(index) => RefIndex {
+                    reversal_pos: Some(pos),
+                    ..index
                 },
-                true,
-            ))
+                None => RefIndex {
+                    serial: serial.to_owned(),
+                    pos,
+                    reversal_pos: None,
+                },
+            };
+            txn.put_reference(kind, &org, &reference, &new_index)?;
+            let receipt = Receipt {
+                ledger_seq,
+                entry,
+                duplicate: false,
+                account: record,
+            };
+            Ok((receipt, true))
         })
     }
 }
@@ -239,12 +225,11 @@ fn account_of<'a>(serial: &str, unit: &'a mut Unit) -> Result<&'a mut AccountRec
         .ok_or_else(|| EngineError::AccountNotFound(serial.to_owned()))
 }
 
-/// The ledger entry an index points at; its absence means the file is damaged.
-fn stored_entry(txn: &WriteTxn, index: &RefIndex) -> Result<LedgerEntry, EngineError> {
-    txn.ledger_entry(&index.serial, index.seq)?.ok_or_else(|| {
+/// The journal record an index points at; its absence means the file is damaged.
+fn stored_entry(txn: &WriteTxn, pos: u64) -> Result<JournalRecord, EngineError> {
+    txn.journal_record(pos)?.ok_or_else(|| {
         EngineError::Store(StoreError::Corrupt(format!(
-            "reference index points at missing ledger entry {}#{}",
-            index.serial, index.seq
+            "reference index points at missing journal record {pos}"
         )))
     })
 }

@@ -1,5 +1,10 @@
-//! The billing tables: accounts, their append-only ledgers, idempotency indexes of payment and
+//! The billing tables: units' hot state with their accounts, the journal of ledger entries, idempotency indexes of payment and
 //! adjustment references, and unit events (counter resets, readings held for review).
+//!
+//! Ledger entries are appended to one journal keyed by an increasing position, so a batch's
+//! entries land together at the end of the tree instead of on a page per account (random
+//! inserts made throughput fall as ledgers grew). Each record points at its account's previous
+//! record, and the account holds the head, so an account's ledger is read by walking its chain.
 //!
 //! Writes go through [`WriteTxn`], one redb write transaction that the engine fills with a whole
 //! batch (unit states, accounts, ledger entries, events) and commits once. redb runs one write
@@ -13,11 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::{Store, StoreError, UNIT_STATE};
 use crate::account_record::AccountRecord;
 use crate::codec;
-use crate::engine::UnitState;
+use crate::engine::{Unit, UnitState};
 use crate::ledger::{LedgerEntry, ReadingId};
 
-pub(super) const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
-pub(super) const LEDGER: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ledger");
+pub(super) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 pub(super) const PAYMENT_REFS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("payment_refs");
 pub(super) const ADJUSTMENT_REFS: TableDefinition<(&str, &str), &[u8]> =
@@ -43,15 +47,28 @@ impl RefKind {
     }
 }
 
-/// Where a reference's entry is: the account and the entry's number on its ledger.
+/// Where a reference's entry is: the account and the entry's journal position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefIndex {
     /// The account (unit serial) the entry is on.
     pub serial: String,
-    /// The entry's number on that ledger.
+    /// The entry's journal position.
+    pub pos: u64,
+    /// For a payment, the journal position of its reversal once reversed.
+    pub reversal_pos: Option<u64>,
+}
+
+/// One ledger entry in the journal, chained to its account's previous entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// The account (unit serial) the entry is on.
+    pub serial: String,
+    /// The entry's number on the account's ledger, from 0.
     pub seq: u64,
-    /// For a payment, the number of its reversal entry once reversed.
-    pub reversal_seq: Option<u64>,
+    /// Journal position of the account's previous entry.
+    pub prev: Option<u64>,
+    /// The entry.
+    pub entry: LedgerEntry,
 }
 
 /// Something that happened to a unit's meter that an operator may need to review.
@@ -83,38 +100,26 @@ pub struct WriteTxn {
 }
 
 impl WriteTxn {
-    /// Stores unit states.
-    pub fn put_unit_states<'a>(
+    /// Stores units' hot state (device side and account, one record each).
+    pub fn put_units<'a>(
         &mut self,
-        states: impl IntoIterator<Item = (&'a str, &'a UnitState)>,
+        units: impl IntoIterator<Item = (&'a str, &'a Unit)>,
     ) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(UNIT_STATE)?;
-        for (serial, state) in states {
-            table.insert(serial, codec::encode(state)?.as_slice())?;
+        for (serial, unit) in units {
+            table.insert(serial, codec::encode_serde(unit)?.as_slice())?;
         }
         Ok(())
     }
 
-    /// Stores accounts.
-    pub fn put_accounts<'a>(
+    /// Appends ledger entries to the journal, each at the position reserved for it.
+    pub fn append_journal<'a>(
         &mut self,
-        accounts: impl IntoIterator<Item = (&'a str, &'a AccountRecord)>,
+        records: impl IntoIterator<Item = (u64, &'a JournalRecord)>,
     ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(ACCOUNTS)?;
-        for (serial, account) in accounts {
-            table.insert(serial, codec::encode_serde(account)?.as_slice())?;
-        }
-        Ok(())
-    }
-
-    /// Appends ledger entries, each at its number on its account's ledger.
-    pub fn append_ledger<'a>(
-        &mut self,
-        entries: impl IntoIterator<Item = (&'a str, u64, &'a LedgerEntry)>,
-    ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(LEDGER)?;
-        for (serial, seq, entry) in entries {
-            table.insert((serial, seq), codec::encode_serde(entry)?.as_slice())?;
+        let mut table = self.txn.open_table(JOURNAL)?;
+        for (pos, record) in records {
+            table.insert(pos, codec::encode_serde(record)?.as_slice())?;
         }
         Ok(())
     }
@@ -158,12 +163,12 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// One ledger entry, seen from inside this transaction.
-    pub fn ledger_entry(&self, serial: &str, seq: u64) -> Result<Option<LedgerEntry>, StoreError> {
-        let table = self.txn.open_table(LEDGER)?;
-        let found = table.get((serial, seq))?;
+    /// One journal record, seen from inside this transaction.
+    pub fn journal_record(&self, pos: u64) -> Result<Option<JournalRecord>, StoreError> {
+        let table = self.txn.open_table(JOURNAL)?;
+        let found = table.get(pos)?;
         Ok(found
-            .map(|entry| codec::decode_serde(entry.value()))
+            .map(|record| codec::decode_serde(record.value()))
             .transpose()?)
     }
 
@@ -182,39 +187,82 @@ impl Store {
         })
     }
 
-    /// The committed account of every unit whose serial `owned` accepts.
-    pub fn accounts(
+    /// The committed hot state of every unit whose serial `owned` accepts.
+    pub fn units_hot(
         &self,
         owned: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, AccountRecord)>, StoreError> {
+    ) -> Result<Vec<(String, Unit)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(ACCOUNTS)?;
+        let table = txn.open_table(UNIT_STATE)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
-            let (serial, account) = entry?;
+            let (serial, unit) = entry?;
             if owned(serial.value()) {
                 out.push((
                     serial.value().to_owned(),
-                    codec::decode_serde(account.value())?,
+                    codec::decode_serde(unit.value())?,
                 ));
             }
         }
         Ok(out)
     }
 
-    /// The committed account of one unit.
-    pub fn account(&self, serial: &str) -> Result<Option<AccountRecord>, StoreError> {
+    /// The committed hot state of one unit.
+    pub fn unit(&self, serial: &str) -> Result<Option<Unit>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(ACCOUNTS)?;
+        let table = txn.open_table(UNIT_STATE)?;
         let found = table.get(serial)?;
         Ok(found
-            .map(|account| codec::decode_serde(account.value()))
+            .map(|unit| codec::decode_serde(unit.value()))
             .transpose()?)
     }
 
-    /// The committed ledger of one account, oldest first, with each entry's number.
+    /// The committed device side of one unit.
+    pub fn unit_state(&self, serial: &str) -> Result<Option<UnitState>, StoreError> {
+        Ok(self.unit(serial)?.map(|unit| unit.state))
+    }
+
+    /// The committed account of one unit, if it has one.
+    pub fn account(&self, serial: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.unit(serial)?.and_then(|unit| unit.account))
+    }
+
+    /// The committed ledger of one account, oldest first, with each entry's number: its chain
+    /// through the journal followed back from the account's head.
     pub fn ledger(&self, serial: &str) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
-        self.log(LEDGER, serial)
+        let txn = self.db.begin_read()?;
+        let head = match txn.open_table(UNIT_STATE)?.get(serial)? {
+            Some(unit) => codec::decode_serde::<Unit>(unit.value())?
+                .account
+                .and_then(|account| account.ledger_head),
+            None => None,
+        };
+        let journal = txn.open_table(JOURNAL)?;
+        let mut entries = Vec::new();
+        let mut next = head;
+        while let Some(pos) = next {
+            let stored = journal.get(pos)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("{serial}: ledger chain broken at journal {pos}"))
+            })?;
+            let record: JournalRecord = codec::decode_serde(stored.value())?;
+            if record.serial != serial {
+                return Err(StoreError::Corrupt(format!(
+                    "{serial}: journal {pos} belongs to {}",
+                    record.serial
+                )));
+            }
+            next = record.prev;
+            entries.push((record.seq, record.entry));
+        }
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// The position after the journal's last record: where appends continue after a restart.
+    pub(super) fn journal_end(db: &redb::Database) -> Result<u64, StoreError> {
+        let txn = db.begin_read()?;
+        let journal = txn.open_table(JOURNAL)?;
+        Ok(journal.last()?.map_or(0, |(pos, _)| pos.value() + 1))
     }
 
     /// The committed events of one unit, oldest first, with each event's number.

@@ -1,0 +1,124 @@
+//! Serde helpers for values stored on every reading: in binary formats (postcard, the store's
+//! codec) money is its 16 raw bytes and time is seconds plus nanoseconds, instead of the text
+//! forms `rust_decimal` and `chrono` use, which cost a formatting and a parse per entry. Human-
+//! readable formats (JSON, TOML) keep the text forms.
+//!
+//! Use with `#[serde(with = "crate::compact::decimal")]` and friends.
+
+/// A `Decimal` as 16 raw bytes, or text when human-readable.
+pub mod decimal {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes `value`.
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            Serialize::serialize(value, serializer)
+        } else {
+            Decimal::serialize(value).serialize(serializer)
+        }
+    }
+
+    /// Deserializes what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        if deserializer.is_human_readable() {
+            <Decimal as Deserialize>::deserialize(deserializer)
+        } else {
+            Ok(Decimal::deserialize(<[u8; 16]>::deserialize(deserializer)?))
+        }
+    }
+}
+
+/// An optional `Decimal`, as [`decimal`] does it.
+pub mod decimal_option {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wrapped(#[serde(with = "super::decimal")] Decimal);
+
+    /// Serializes `value`.
+    pub fn serialize<S: Serializer>(
+        value: &Option<Decimal>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.map(Wrapped).serialize(serializer)
+    }
+
+    /// Deserializes what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Decimal>, D::Error> {
+        Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(value)| value))
+    }
+}
+
+/// A UTC instant as (seconds, nanoseconds), or RFC 3339 text when human-readable.
+pub mod instant {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes `value`.
+    pub fn serialize<S: Serializer>(
+        value: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            Serialize::serialize(value, serializer)
+        } else {
+            (value.timestamp(), value.timestamp_subsec_nanos()).serialize(serializer)
+        }
+    }
+
+    /// Deserializes what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        if deserializer.is_human_readable() {
+            <DateTime<Utc> as Deserialize>::deserialize(deserializer)
+        } else {
+            let (seconds, nanos) = <(i64, u32)>::deserialize(deserializer)?;
+            DateTime::from_timestamp(seconds, nanos)
+                .ok_or_else(|| D::Error::custom("instant out of range"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use rust_decimal::Decimal;
+    use rust_decimal_macros::dec;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        #[serde(with = "super::decimal")]
+        amount: Decimal,
+        #[serde(with = "super::decimal_option")]
+        cost: Option<Decimal>,
+        #[serde(with = "super::instant")]
+        at: DateTime<Utc>,
+    }
+
+    #[test]
+    fn binary_and_text_forms_round_trip_exactly() {
+        let sample = Sample {
+            amount: dec!(-0.045510000000000001),
+            cost: Some(dec!(1234.5)),
+            at: DateTime::from_timestamp(1_780_000_000, 123_456_789).unwrap(),
+        };
+        let binary = postcard::to_allocvec(&sample).unwrap();
+        assert_eq!(postcard::from_bytes::<Sample>(&binary).unwrap(), sample);
+        let text = serde_json::to_string(&sample).unwrap();
+        assert!(text.contains("\"-0.045510000000000001\""), "{text}");
+        assert_eq!(serde_json::from_str::<Sample>(&text).unwrap(), sample);
+        let none = Sample {
+            cost: None,
+            ..sample
+        };
+        let binary = postcard::to_allocvec(&none).unwrap();
+        assert_eq!(postcard::from_bytes::<Sample>(&binary).unwrap(), none);
+    }
+}
