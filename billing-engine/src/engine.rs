@@ -351,23 +351,29 @@ impl Partition {
         let outbox_len = self.pending.outbox.len();
         let result = self.try_transact(serial, change);
         self.pending.clear_writes();
-        if result.is_err() {
-            self.pending.outbox.truncate(outbox_len);
-            match before {
-                Some(unit) => self.units.insert(serial.into(), unit),
-                None => self.units.remove(serial),
-            };
-        } else {
-            self.schedule(serial);
+        match result {
+            Ok((answer, changed)) => {
+                if changed {
+                    self.schedule(serial);
+                }
+                Ok(answer)
+            }
+            Err(error) => {
+                self.pending.outbox.truncate(outbox_len);
+                match before {
+                    Some(unit) => self.units.insert(serial.into(), unit),
+                    None => self.units.remove(serial),
+                };
+                Err(error)
+            }
         }
-        result
     }
 
     fn try_transact<T>(
         &mut self,
         serial: &str,
         change: impl FnOnce(&mut Unit, &mut WriteTxn, &mut Pending) -> Result<(T, bool), EngineError>,
-    ) -> Result<T, EngineError> {
+    ) -> Result<(T, bool), EngineError> {
         let mut txn = self.store.begin()?;
         let unit = self.units.entry(serial.into()).or_default();
         let (answer, changed) = change(unit, &mut txn, &mut self.pending)?;
@@ -375,7 +381,7 @@ impl Partition {
             self.write(&mut txn, &[serial])?;
             txn.commit()?;
         }
-        Ok(answer)
+        Ok((answer, changed))
     }
 
     /// Commits a batch's changes to `changed` units; on failure reloads them.
