@@ -101,6 +101,13 @@ impl Store {
         Ok(Store { db, journal_next })
     }
 
+    /// The redb database, for other components' tables in the same file (the control API's
+    /// organisations, team and audit log), so the platform stays one file with one
+    /// transaction order.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Reserves the journal position of one new ledger entry.
     pub fn reserve_journal_position(&self) -> u64 {
         self.journal_next.fetch_add(1, Ordering::Relaxed)
