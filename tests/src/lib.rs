@@ -312,3 +312,18 @@ impl TestServer {
         }
     }
 }
+
+impl Device {
+    /// Publishes at QoS 1 on this device's topic of `kind`, like [`Device::publish`], but
+    /// returns `false` instead of failing the test when the client cannot queue the message
+    /// within [`WAIT_MAX`] (its connection ended, e.g. because the server was killed).
+    pub async fn try_publish(&self, kind: TopicKind, payload: impl Into<Vec<u8>>) -> bool {
+        let publish = self.client.publish(
+            device_topic(&self.serial, kind),
+            QoS::AtLeastOnce,
+            false,
+            payload,
+        );
+        matches!(tokio::time::timeout(WAIT_MAX, publish).await, Ok(Ok(())))
+    }
+}
