@@ -105,11 +105,7 @@ impl WriteTxn {
         &mut self,
         units: impl IntoIterator<Item = (&'a str, &'a Unit)>,
     ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(UNIT_STATE)?;
-        for (serial, unit) in units {
-            table.insert(serial, codec::encode_serde(unit)?.as_slice())?;
-        }
-        Ok(())
+        self.put_encoded(UNIT_STATE, units)
     }
 
     /// Appends ledger entries to the journal, each at the position reserved for it.
@@ -117,11 +113,7 @@ impl WriteTxn {
         &mut self,
         records: impl IntoIterator<Item = (u64, &'a JournalRecord)>,
     ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(JOURNAL)?;
-        for (pos, record) in records {
-            table.insert(pos, codec::encode_serde(record)?.as_slice())?;
-        }
-        Ok(())
+        self.put_encoded(JOURNAL, records)
     }
 
     /// Appends unit events, each at its number on its unit's event log.
@@ -129,9 +121,21 @@ impl WriteTxn {
         &mut self,
         events: impl IntoIterator<Item = (&'a str, u64, &'a UnitEvent)>,
     ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(UNIT_EVENTS)?;
-        for (serial, seq, event) in events {
-            table.insert((serial, seq), codec::encode_serde(event)?.as_slice())?;
+        let keyed = events
+            .into_iter()
+            .map(|(serial, seq, event)| ((serial, seq), event));
+        self.put_encoded(UNIT_EVENTS, keyed)
+    }
+
+    /// Inserts postcard-encoded `rows` into one table, opened once for all of them.
+    fn put_encoded<'k, K: redb::Key + 'static, T: Serialize + 'k>(
+        &mut self,
+        definition: TableDefinition<K, &'static [u8]>,
+        rows: impl IntoIterator<Item = (K::SelfType<'k>, &'k T)>,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(definition)?;
+        for (key, value) in rows {
+            table.insert(key, codec::encode_serde(value)?.as_slice())?;
         }
         Ok(())
     }
