@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
-const PROTO_FILES: &[&str] = &["sunledger/device/v1/device.proto"];
+const PROTO_FILES: &[&str] = &[
+    "sunledger/device/v1/device.proto",
+    "sunledger/api/v1/common.proto",
+    "sunledger/api/v1/organisations.proto",
+    "sunledger/api/v1/team.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file_descriptors = protox::compile(PROTO_FILES, ["."])?;

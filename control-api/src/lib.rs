@@ -1,17 +1,51 @@
-//! The operators' gRPC API (tonic), served beside the broker in the one process.
+//! The operators' gRPC API (tonic, package `sunledger.api.v1`), served beside the broker in
+//! the one process, with the standard health service (`grpc.health.v1`) and server
+//! reflection (v1 and v1alpha) so tools such as `grpcurl` can list and call every service
+//! without the `.proto` files.
 //!
-//! - [`serve`]: binds the gRPC server with the standard health service (`grpc.health.v1`)
-//!   and server reflection (v1 and v1alpha), so standard tools such as `grpcurl` can list and
-//!   call every service without the `.proto` files.
+//! How a call flows:
 //!
-//! The operator services (organisations, team, customers, plans, units, payments, reports)
-//! are added here as they are built; each registers with the health reporter under its full
-//! name.
+//! 1. [`request_metrics`] (a tower layer around the whole server) times and counts it by
+//!    method and gRPC code.
+//! 2. [`auth::Authenticator`] (an interceptor on every operator service) finds the caller's
+//!    token in the directory and attaches the [`roles::Caller`], or answers UNAUTHENTICATED.
+//! 3. The handler ([`organisations`], [`team`]) checks the caller's role with
+//!    [`roles::Caller::require`], moves the request into a directory call on the blocking
+//!    pool, and converts the result back ([`convert`]).
+//! 4. The [`directory`] validates every field ([`validate`]), then reads, or changes
+//!    records and appends their audit event in one redb write transaction,
+//!    always inside the caller's organisation. Lists are paginated by [`pagination`].
+//! 5. Errors become gRPC statuses in one place, [`status`].
+//!
+//! Later operator services (customers, plans, units, payments, reports) follow the same
+//! shape: a service module, directory operations taking a [`roles::Caller`], and an
+//! interceptor-wrapped registration in [`serve`], with health status under its full name.
+
+pub mod auth;
+pub mod convert;
+pub mod directory;
+pub mod organisations;
+pub mod pagination;
+pub mod request_metrics;
+pub mod roles;
+pub mod status;
+pub mod team;
+pub mod validate;
 
 use std::future::Future;
 
+use sunledger_proto::api::v1::organisations_server::OrganisationsServer;
+use sunledger_proto::api::v1::team_server::TeamServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+
+pub use directory::{Directory, DirectoryError, Founded, NewOrganisation};
+
+use crate::auth::Authenticator;
+use crate::organisations::OrganisationsService;
+use crate::request_metrics::RequestMetricsLayer;
+use crate::team::TeamService;
 
 /// Why the gRPC server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -20,33 +54,75 @@ pub enum ServeError {
     /// The reflection service could not load the descriptor set.
     #[error("building reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A served descriptor set could not be decoded for the request metrics.
+    #[error("decoding descriptor set: {0}")]
+    Descriptors(#[from] prost::DecodeError),
     /// The transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, with the organisations, members
+/// and tokens of `directory`.
 pub async fn serve(
     listener: TcpListener,
+    directory: Directory,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sunledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sunledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    health_reporter
+        .set_serving::<OrganisationsServer<OrganisationsService>>()
+        .await;
+    health_reporter
+        .set_serving::<TeamServer<TeamService>>()
+        .await;
+    let served = [
+        sunledger_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ];
+    let reflection = || {
+        served.iter().fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, set| builder.register_encoded_file_descriptor_set(set),
+        )
+    };
+    let reflection_alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
+    let metrics = RequestMetricsLayer::new(&[
+        served[0],
+        served[1],
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])?;
+    let authenticator = Authenticator::new(directory.clone());
     tonic::transport::Server::builder()
+        .layer(metrics)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
+        .add_service(OrganisationsServer::with_interceptor(
+            OrganisationsService::new(directory.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(TeamServer::with_interceptor(
+            TeamService::new(directory),
+            authenticator,
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// Runs a directory call on the blocking pool (redb writes wait for fsync) and maps its
+/// error to a gRPC status.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, DirectoryError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(outcome) => outcome.map_err(Status::from),
+        Err(error) => Err(status::internal(&error)),
+    }
 }

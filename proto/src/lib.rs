@@ -3,6 +3,8 @@
 //!
 //! - [`device`]: the generated protobuf messages of `sunledger.device.v1` (telemetry,
 //!   commands, acknowledgements).
+//! - [`api`]: the generated messages, clients and servers of the operators' gRPC API,
+//!   `sunledger.api.v1` (organisations, team, audit log).
 //! - [`topic`]: the MQTT topic names of a control unit, and the parser that turns a topic back
 //!   into a serial and a message kind.
 //! - [`payload`]: decoding of device payloads, which arrive as protobuf or, when the first byte
@@ -20,6 +22,15 @@ mod json;
 #[allow(missing_docs, clippy::all)]
 pub mod device {
     include!(concat!(env!("OUT_DIR"), "/sunledger.device.v1.rs"));
+}
+
+/// The operators' gRPC API: messages, tonic clients and tonic servers.
+pub mod api {
+    /// Version 1, package `sunledger.api.v1`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/sunledger.api.v1.rs"));
+    }
 }
 
 /// The encoded file descriptor set of every Sunledger proto, for gRPC server reflection.

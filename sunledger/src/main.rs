@@ -31,6 +31,51 @@ enum Command {
         #[command(subcommand)]
         action: UnitAction,
     },
+    /// Administers organisations in a stopped server's database.
+    Admin {
+        /// The redb file.
+        #[arg(
+            long,
+            env = "SUNLEDGER_DATABASE",
+            default_value = "data/sunledger.redb",
+            global = true
+        )]
+        database: PathBuf,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Creates an organisation with its first Admin and prints the Admin's API token (shown
+    /// only once).
+    CreateOrg(CreateOrgArgs),
+}
+
+#[derive(clap::Args)]
+struct CreateOrgArgs {
+    /// The organisation's display name.
+    #[arg(long)]
+    name: String,
+    /// ISO 3166-1 alpha-2 country code, e.g. KE.
+    #[arg(long)]
+    country: String,
+    /// ISO 4217 currency code, e.g. KES.
+    #[arg(long)]
+    currency: String,
+    /// IANA time zone, e.g. Africa/Nairobi.
+    #[arg(long)]
+    time_zone: String,
+    /// The Admin accepts the platform's terms and conditions (required).
+    #[arg(long)]
+    accept_terms: bool,
+    /// The first Admin's name.
+    #[arg(long)]
+    admin_name: String,
+    /// The first Admin's email.
+    #[arg(long)]
+    admin_email: String,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +155,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Unit { database, action } => unit(&database, action),
+        Command::Admin { database, action } => admin(&database, action),
     }
 }
 
@@ -173,6 +219,39 @@ fn unit(database: &std::path::Path, action: UnitAction) -> anyhow::Result<()> {
                 sunledger_billing::units::UnitStatus::Decommissioned,
             )?;
             println!("decommissioned {serial}");
+        }
+    }
+    Ok(())
+}
+
+fn admin(database: &std::path::Path, action: AdminAction) -> anyhow::Result<()> {
+    let store = sunledger_billing::store::Store::open(database)
+        .with_context(|| format!("opening {} (is the server running?)", database.display()))?;
+    let directory = sunledger_control_api::Directory::open(
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(sunledger_billing::clock::SystemClock),
+    )?;
+    match action {
+        AdminAction::CreateOrg(args) => {
+            let founded =
+                directory.create_organisation(&sunledger_control_api::NewOrganisation {
+                    name: args.name,
+                    country: args.country,
+                    currency: args.currency,
+                    time_zone: args.time_zone,
+                    accept_terms: args.accept_terms,
+                    admin_name: args.admin_name,
+                    admin_email: args.admin_email,
+                })?;
+            println!(
+                "created organisation {} ({})\nAdmin {} <{}>: member {}\nAPI token (shown once): {}",
+                founded.organisation.name,
+                founded.organisation.id,
+                founded.admin.name,
+                founded.admin.email,
+                founded.admin.id,
+                founded.token.secret.expose()
+            );
         }
     }
     Ok(())

@@ -66,7 +66,11 @@ impl Server {
         let tasks = vec![
             tokio::spawn(log_exit(
                 "gRPC API",
-                sunledger_control_api::serve(grpc, wait_for(stopped.clone())),
+                sunledger_control_api::serve(
+                    grpc,
+                    sunledger_control_api::Directory::open(store.clone(), Arc::new(SystemClock))?,
+                    wait_for(stopped.clone()),
+                ),
             )),
             tokio::spawn(log_exit(
                 "metrics endpoint",

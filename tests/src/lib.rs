@@ -1,7 +1,7 @@
 //! Harness for the end-to-end tests in `tests/tests/`: the real server on free loopback ports
 //! with a temporary redb file, real MQTT devices (rumqttc), and a Prometheus scraper.
 //!
-//! - [`TestServer`]: starts and stops a [`sunledger::Server`].
+//! - [`TestServer`]: starts and stops a [`sunledger::Server`]; hands out gRPC channels.
 //! - [`Device`]: one MQTT client with its event loop on a task, reporting what it receives.
 //! - [`metric`]: reads one sample from a `/metrics` scrape.
 //! - [`burst`]: a burst of readings into a deliberately slow engine (back-pressure tests).
@@ -34,6 +34,8 @@ pub struct TestServer {
     pub mqtt: SocketAddr,
     /// Where `/metrics` is served.
     pub metrics: SocketAddr,
+    /// Where the gRPC API is served.
+    pub grpc: SocketAddr,
     dir: tempfile::TempDir,
 }
 
@@ -58,11 +60,13 @@ impl TestServer {
         let mut settings =
             Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
         adjust(&mut settings);
+        let grpc = settings.grpc_listen;
         let server = Server::start(settings).await.expect("server starts");
         TestServer {
             server,
             mqtt,
             metrics,
+            grpc,
             dir,
         }
     }
@@ -80,6 +84,15 @@ impl TestServer {
             .expect("registering unit")
             .expose()
             .to_owned()
+    }
+
+    /// A connected gRPC channel to the API, for the generated tonic clients.
+    pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("gRPC endpoint")
+            .connect()
+            .await
+            .expect("connecting to the gRPC API")
     }
 
     /// Scrapes `/metrics` and returns the value of one sample (0 if absent).

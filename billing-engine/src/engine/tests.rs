@@ -528,7 +528,9 @@ proptest::proptest! {
             })
             .collect();
         let restart_at = restart.index(order.len());
-        let (mut first, mut newest): (Option<(u64, u64)>, Option<(u64, u64)>) = (None, None);
+        // (seq, cumulative Wh) of the first reading applied and of the newest one.
+        let mut first: Option<(u64, u64)> = None;
+        let mut newest: Option<(u64, u64)> = None;
         for (i, pick) in order.iter().enumerate() {
             if i == restart_at {
                 fx.restart();
