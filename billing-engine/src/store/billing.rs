@@ -147,11 +147,7 @@ impl WriteTxn {
         org: &str,
         reference: &str,
     ) -> Result<Option<RefIndex>, StoreError> {
-        let table = self.txn.open_table(kind.table())?;
-        let found = table.get((org, reference))?;
-        Ok(found
-            .map(|index| codec::decode_serde(index.value()))
-            .transpose()?)
+        decoded(&self.txn.open_table(kind.table())?, (org, reference))
     }
 
     /// Records where a reference's entry is.
@@ -282,11 +278,7 @@ impl Store {
         reference: &str,
     ) -> Result<Option<RefIndex>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(kind.table())?;
-        let found = table.get((org, reference))?;
-        Ok(found
-            .map(|index| codec::decode_serde(index.value()))
-            .transpose()?)
+        decoded(&txn.open_table(kind.table())?, (org, reference))
     }
 
     fn log<T: serde::de::DeserializeOwned>(
@@ -303,4 +295,15 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The postcard record under `key`, read through a write or a read transaction alike.
+fn decoded<'k, K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: K::SelfType<'k>,
+) -> Result<Option<T>, StoreError> {
+    let found = table.get(key)?;
+    Ok(found
+        .map(|value| codec::decode_serde(value.value()))
+        .transpose()?)
 }
