@@ -11,7 +11,7 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 use crate::directory::{Directory, DirectoryError, tokens};
-use crate::roles::Caller;
+use crate::roles::{Caller, Role};
 
 /// Why a request has no caller.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,14 @@ impl Interceptor for Authenticator {
             }
         }
     }
+}
+
+/// The caller attached to `request`, if their role includes `needed`: the first line of every
+/// handler that needs no more than a role.
+pub fn authorised<T>(request: &Request<T>, needed: Role) -> Result<Caller, Status> {
+    let caller = caller(request)?;
+    caller.require(needed)?;
+    Ok(caller)
 }
 
 /// The caller the [`Authenticator`] attached to `request`.

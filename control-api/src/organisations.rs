@@ -26,8 +26,7 @@ impl Organisations for OrganisationsService {
         &self,
         request: Request<wire::GetOrganisationRequest>,
     ) -> Result<Response<wire::Organisation>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Observer)?;
+        let caller = auth::authorised(&request, Role::Observer)?;
         let directory = self.directory.clone();
         let organisation = blocking(move || directory.organisation(&caller.org_id)).await?;
         Ok(Response::new(organisation.into()))
@@ -37,8 +36,7 @@ impl Organisations for OrganisationsService {
         &self,
         request: Request<wire::UpdateOrganisationRequest>,
     ) -> Result<Response<wire::Organisation>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Admin)?;
+        let caller = auth::authorised(&request, Role::Admin)?;
         let request = request.into_inner();
         let changes = OrganisationChanges {
             name: request.name,

@@ -36,8 +36,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::ListMembersRequest>,
     ) -> Result<Response<wire::ListMembersResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Observer)?;
+        let caller = auth::authorised(&request, Role::Observer)?;
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
         let directory = self.directory.clone();
@@ -52,8 +51,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::GetMemberRequest>,
     ) -> Result<Response<wire::Member>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Observer)?;
+        let caller = auth::authorised(&request, Role::Observer)?;
         let member_id = request.into_inner().member_id;
         let directory = self.directory.clone();
         let member = blocking(move || directory.member(&caller.org_id, &member_id)).await?;
@@ -64,8 +62,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::AddMemberRequest>,
     ) -> Result<Response<wire::AddMemberResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Admin)?;
+        let caller = auth::authorised(&request, Role::Admin)?;
         let request = request.into_inner();
         let new = NewMember {
             name: request.name,
@@ -84,8 +81,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::ChangeRoleRequest>,
     ) -> Result<Response<wire::Member>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Admin)?;
+        let caller = auth::authorised(&request, Role::Admin)?;
         let request = request.into_inner();
         let role = role_from_wire("role", request.role)?;
         let directory = self.directory.clone();
@@ -98,8 +94,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::RemoveMemberRequest>,
     ) -> Result<Response<wire::RemoveMemberResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Admin)?;
+        let caller = auth::authorised(&request, Role::Admin)?;
         let member_id = request.into_inner().member_id;
         let directory = self.directory.clone();
         blocking(move || directory.remove_member(&caller, &member_id)).await?;
@@ -151,8 +146,7 @@ impl Team for TeamService {
         &self,
         request: Request<wire::ListAuditEventsRequest>,
     ) -> Result<Response<wire::ListAuditEventsResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require(Role::Admin)?;
+        let caller = auth::authorised(&request, Role::Admin)?;
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
         let directory = self.directory.clone();
