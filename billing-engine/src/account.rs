@@ -69,8 +69,8 @@ pub enum Reason {
     CreditExhausted,
     /// The balance is at or above the limit (or switch-off is disabled): the load may run.
     CreditRestored,
-    /// The device switched itself off after too long offline; set by device-side logic, never
-    /// by these rules.
+    /// An operator set the unit to Offline Disable: off whatever the credit; issued by the
+    /// engine's hold, never by these rules.
     OfflineDisable,
     /// An operator's explicit override; issued by the control API, never by these rules.
     Manual,

@@ -3,10 +3,11 @@
 //! (instalment boundaries), the unit's rated power (meter plausibility) and its ledger's length
 //! and head (see [`crate::store`] for how ledgers are chained through the journal).
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, AccountSetup, Adjustment, Payment, Reversal};
+use crate::account::{Account, AccountSetup, Adjustment, Payment, PlanState, Reversal};
 use crate::ledger::LedgerEntry;
 use crate::tariff::PlanTerms;
 
@@ -25,6 +26,22 @@ pub struct AccountRecord {
     pub ledger_len: u64,
     /// Journal position of the account's latest ledger entry, the head of its chain.
     pub ledger_head: Option<u64>,
+    /// Since when the balance has been below the negative charge limit, unix milliseconds:
+    /// what portfolio-at-risk reports age. `None` while at or above it, or once completed.
+    pub below_limit_since_ms: Option<i64>,
+}
+
+impl AccountRecord {
+    /// Starts or ends the below-limit period after the account changed at `now`.
+    pub(crate) fn track_limit(&mut self, now: DateTime<Utc>) {
+        let account = &self.account;
+        let below = !matches!(account.plan_state(), PlanState::Completed { .. })
+            && account.balance() < account.negative_charge_limit();
+        self.below_limit_since_ms = match below {
+            true => self.below_limit_since_ms.or(Some(now.timestamp_millis())),
+            false => None,
+        };
+    }
 }
 
 /// What opening an account needs: whose it is, on which plan's terms, with which overrides.

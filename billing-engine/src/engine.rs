@@ -10,10 +10,12 @@
 //! succeeded; the worker publishes them.
 //!
 //! Submodules: `accounts` (opening, changing, money movements), `instalments` (the timer that
-//! charges instalments as they fall due, and catches up after downtime).
+//! charges instalments as they fall due, and catches up after downtime), `summary` (counts
+//! over an organisation's accounts for reports).
 
 mod accounts;
 mod instalments;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +40,7 @@ use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{UnitDirectory, UnitStatus};
 
 pub use accounts::EngineError;
+pub use summary::OrgSummary;
 
 /// Which of `partitions` owns `serial`: FNV-1a of the serial, stable across versions and
 /// machines (it decides data ownership, so it must never change).
@@ -70,6 +73,9 @@ pub struct UnitState {
     pub online: bool,
     /// Server time of the last message from the device, unix milliseconds.
     pub last_seen_ms: i64,
+    /// Set to Offline Disable by an operator: kept OFF whatever the credit, and billing
+    /// decisions wait (in the account) until the unit is enabled again.
+    pub offline_disabled: bool,
 }
 
 impl UnitState {
@@ -79,13 +85,16 @@ impl UnitState {
     }
 
     /// Makes `load` the desired state, as the unit's next numbered command, unless it already
-    /// is (a plan completion is announced even when the load is already on).
+    /// is (a plan completion is announced even when the load is already on, and the end of
+    /// an Offline Disable hold is sent even when the load stays off).
     fn issue(&mut self, load: LoadState, reason: Reason, now_s: i64) -> Option<StoredCommand> {
         if let Some(desired) = self.desired {
             let same_load = desired.load == load as i32;
             let announces_completion =
                 reason == Reason::PlanCompleted && desired.reason != reason as i32;
-            if same_load && !announces_completion {
+            let ends_hold =
+                desired.reason == Reason::OfflineDisable as i32 && reason != Reason::OfflineDisable;
+            if same_load && !announces_completion && !ends_hold {
                 return None;
             }
         }
@@ -131,6 +140,7 @@ impl Pending {
         let Some(record) = unit.account.as_mut() else {
             return 0;
         };
+        record.track_limit(now);
         let first = record.ledger_len;
         for entry in effects.entries {
             metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
@@ -151,8 +161,23 @@ impl Pending {
         first
     }
 
-    /// Issues the command a billing decision calls for, if it changes the desired state.
+    /// Issues the command a billing decision calls for, if it changes the desired state and
+    /// the unit is not held off by Offline Disable.
     fn decide(
+        &mut self,
+        serial: &str,
+        state: &mut UnitState,
+        decision: LoadDecision,
+        now: DateTime<Utc>,
+    ) {
+        if !state.offline_disabled {
+            self.decide_ignoring_hold(serial, state, decision, now);
+        }
+    }
+
+    /// Issues the command `decision` calls for even while the unit is in Offline Disable:
+    /// how the hold itself is put on and lifted.
+    fn decide_ignoring_hold(
         &mut self,
         serial: &str,
         state: &mut UnitState,
@@ -297,8 +322,9 @@ impl Partition {
         true
     }
 
-    /// Sets the desired load state of a unit (manual switch, offline disable...), durably,
-    /// and returns the command to publish. The same state again issues no new command.
+    /// Sets the desired load state of a unit (a manual switch), durably, and returns the
+    /// command to publish. The same state again issues no new command. A unit in Offline
+    /// Disable is refused: only enabling it again may switch it.
     pub fn set_load(
         &mut self,
         serial: &str,
@@ -307,6 +333,9 @@ impl Partition {
     ) -> Result<Command, EngineError> {
         let now_s = self.clock.now().timestamp();
         self.transact(serial, |unit, _txn, pending| {
+            if unit.state.offline_disabled {
+                return Err(EngineError::OfflineDisabled(serial.to_owned()));
+            }
             match unit.state.issue(load, reason, now_s) {
                 Some(command) => {
                     pending.outbox.push((serial.into(), command.to_proto()));
@@ -320,6 +349,39 @@ impl Partition {
                     false,
                 )),
             }
+        })
+    }
+
+    /// Sets or ends Offline Disable, durably, and returns the unit's device side afterwards.
+    /// Disabling switches the load OFF (`REASON_OFFLINE_DISABLE`) whatever the credit;
+    /// enabling sends the state the account's rules want now (ON if the unit has no account).
+    pub fn set_offline_disabled(
+        &mut self,
+        serial: &str,
+        disabled: bool,
+    ) -> Result<UnitState, EngineError> {
+        let now = self.clock.now();
+        self.transact(serial, |unit, _txn, pending| {
+            if unit.state.offline_disabled == disabled {
+                return Ok((unit.state.clone(), false));
+            }
+            unit.state.offline_disabled = disabled;
+            let decision = match (disabled, &unit.account) {
+                (true, _) => LoadDecision {
+                    load: crate::account::LoadState::Off,
+                    reason: crate::account::Reason::OfflineDisable,
+                },
+                (false, Some(record)) => {
+                    let (load, reason) = record.account.desired_load();
+                    LoadDecision { load, reason }
+                }
+                (false, None) => LoadDecision {
+                    load: crate::account::LoadState::On,
+                    reason: crate::account::Reason::Manual,
+                },
+            };
+            pending.decide_ignoring_hold(serial, &mut unit.state, decision, now);
+            Ok((unit.state.clone(), true))
         })
     }
 

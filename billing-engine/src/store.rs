@@ -96,6 +96,7 @@ impl Store {
         txn.open_table(billing::PAYMENT_REFS)?;
         txn.open_table(billing::ADJUSTMENT_REFS)?;
         txn.open_table(billing::UNIT_EVENTS)?;
+        txn.open_table(billing::REVENUE)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
         Ok(Store { db, journal_next })

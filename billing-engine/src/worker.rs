@@ -20,7 +20,7 @@ use crate::account::Reversal;
 use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
 use crate::clock::Clock;
 use crate::commands::CommandSink;
-use crate::engine::{EngineError, Partition, UnitState, partition_of};
+use crate::engine::{EngineError, OrgSummary, Partition, UnitState, partition_of};
 use crate::event::DeviceEvent;
 use crate::store::RefKind;
 use crate::store::{Store, StoreError};
@@ -108,10 +108,18 @@ impl PartitionHandle {
         self.queue.len()
     }
 
-    fn request(&self, job: Job) -> Result<(), EngineError> {
+    /// Queues `job` for the partition thread; its answer arrives on the returned receiver.
+    fn ask<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Partition) -> T + Send + 'static,
+    ) -> Result<mpsc::Receiver<T>, EngineError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |partition| {
+            let _ = reply.send(job(partition));
+        });
         self.requests.send(job).map_err(|_| EngineError::Stopping)?;
         self.wake();
-        Ok(())
+        Ok(answer)
     }
 }
 
@@ -188,11 +196,7 @@ impl Engine {
         serial: &str,
         job: impl FnOnce(&mut Partition) -> T + Send + 'static,
     ) -> Result<T, EngineError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.partition_for(serial)
-            .request(Box::new(move |partition| {
-                let _ = reply.send(job(partition));
-            }))?;
+        let answer = self.partition_for(serial).ask(job)?;
         answer.recv().map_err(|_| EngineError::Stopping)
     }
 
@@ -271,6 +275,37 @@ impl Engine {
             reversal,
         };
         self.record(&index.serial, movement)
+    }
+
+    /// Sets or ends a unit's Offline Disable hold, durably; returns its device side.
+    pub fn set_offline_disabled(
+        &self,
+        serial: &str,
+        disabled: bool,
+    ) -> Result<UnitState, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| {
+            partition.set_offline_disabled(&owned, disabled)
+        })?
+    }
+
+    /// Counts over `org`'s accounts in every partition of this process, asked of all
+    /// partitions at once.
+    pub fn org_summary(&self, org: &str) -> Result<OrgSummary, EngineError> {
+        let answers = self
+            .partitions
+            .iter()
+            .map(|handle| {
+                let org = org.to_owned();
+                handle.ask(move |partition| partition.org_summary(&org))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        answers
+            .into_iter()
+            .try_fold(OrgSummary::default(), |mut total, answer| {
+                total.add(&answer.recv().map_err(|_| EngineError::Stopping)?);
+                Ok(total)
+            })
     }
 
     /// Applies everything queued, commits, and stops the partition threads.

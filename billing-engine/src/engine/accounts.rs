@@ -53,6 +53,9 @@ pub enum EngineError {
     /// The change could not be stored; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The unit is held off by Offline Disable; only enabling it may switch it.
+    #[error("unit {0} is in Offline Disable")]
+    OfflineDisabled(String),
     /// The engine is shutting down.
     #[error("billing engine is stopping")]
     Stopping,
@@ -91,6 +94,7 @@ impl Partition {
                 account,
                 ledger_len: 0,
                 ledger_head: None,
+                below_limit_since_ms: None,
             });
             let decision = crate::account::LoadDecision { load, reason };
             pending.decide(serial, &mut unit.state, decision, now);
@@ -207,6 +211,9 @@ impl Partition {
                 },
             };
             txn.put_reference(kind, &org, &reference, &new_index)?;
+            if kind == RefKind::Payment {
+                txn.put_revenue(&org, now, pos, entry.amount)?;
+            }
             let receipt = Receipt {
                 ledger_seq,
                 entry,

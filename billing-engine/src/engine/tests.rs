@@ -311,6 +311,141 @@ fn a_reversal_is_its_own_entry_and_happens_once() {
 }
 
 #[test]
+fn revenue_counts_payments_net_of_reversals_in_the_period_once() {
+    let mut fx = Fixture::new(&["A", "B"]);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    fx.open("B", usage(dec!(1), dec!(0)), AccountSetup::default());
+    fx.pay("A", dec!(5), "MP-1").unwrap();
+    fx.pay("A", dec!(5), "MP-1").unwrap();
+    fx.clock.set(utc("2026-06-02T10:00:00Z"));
+    fx.pay("B", dec!(2.25), "MP-2").unwrap();
+    let reversal = Movement::Reversal {
+        provider_ref: "MP-1".into(),
+        reversal: Reversal {
+            reason: "charge-back".into(),
+            entered_by: "ops".into(),
+        },
+    };
+    fx.partition.record("A", reversal).unwrap();
+    let ms = |at: &str| utc(at).timestamp_millis();
+    let revenue = |from: &str, to: &str| fx.store.revenue("org-1", ms(from), ms(to)).unwrap();
+    assert_eq!(
+        revenue("2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"),
+        dec!(5)
+    );
+    assert_eq!(
+        revenue("2026-06-02T00:00:00Z", "2026-06-03T00:00:00Z"),
+        dec!(-2.75)
+    );
+    assert_eq!(
+        revenue("2026-06-01T00:00:00Z", "2026-06-03T00:00:00Z"),
+        dec!(2.25)
+    );
+    assert_eq!(
+        revenue("2026-06-03T00:00:00Z", "2026-06-01T00:00:00Z"),
+        dec!(0)
+    );
+    let other_org = fx.store.revenue("org-2", 0, i64::MAX).unwrap();
+    assert_eq!(other_org, dec!(0));
+}
+
+#[test]
+fn offline_disable_holds_the_load_off_whatever_the_credit_until_enabled() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    assert_eq!(fx.commands(), [(1, LoadState::On, Reason::CreditRestored)]);
+    let state = fx.partition.set_offline_disabled("A", true).unwrap();
+    assert!(state.offline_disabled);
+    assert_eq!(fx.commands(), [(2, LoadState::Off, Reason::OfflineDisable)]);
+    fx.partition.set_offline_disabled("A", true).unwrap();
+    assert_eq!(fx.commands(), [], "already held");
+    // Credit runs out and comes back while held: the rules decide, nothing is sent.
+    fx.partition
+        .apply_batch(&[
+            event("A", "2026-06-01T11:00:00Z", reading(1, 0, 0)),
+            event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 500)),
+        ])
+        .unwrap();
+    fx.pay("A", dec!(1), "MP-1").unwrap();
+    assert_eq!(fx.commands(), []);
+    assert!(matches!(
+        fx.partition.set_load("A", LoadState::On, Reason::Manual),
+        Err(EngineError::OfflineDisabled(_))
+    ));
+    fx.restart();
+    assert!(fx.store.unit_state("A").unwrap().unwrap().offline_disabled);
+    fx.partition.set_offline_disabled("A", false).unwrap();
+    assert_eq!(fx.commands(), [(3, LoadState::On, Reason::CreditRestored)]);
+    // Enabled again while the balance is below the limit: the rules' OFF is sent.
+    fx.partition.set_offline_disabled("A", true).unwrap();
+    fx.partition
+        .apply_batch(&[event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 1100))])
+        .unwrap();
+    fx.partition.set_offline_disabled("A", false).unwrap();
+    assert_eq!(
+        fx.commands(),
+        [
+            (4, LoadState::Off, Reason::OfflineDisable),
+            (5, LoadState::Off, Reason::CreditExhausted)
+        ]
+    );
+    fx.assert_stored_matches_ledger("A");
+}
+
+#[test]
+fn the_org_summary_counts_presence_switch_offs_holds_and_days_below_the_limit() {
+    let mut fx = Fixture::new(&["A", "B", "C", "D"]);
+    for serial in ["A", "B", "C"] {
+        fx.open(serial, usage(dec!(1), dec!(0)), AccountSetup::default());
+    }
+    let opening = AccountOpening {
+        org: "org-2".into(),
+        tz: Tz::Africa__Nairobi,
+        terms: usage(dec!(1), dec!(0)),
+        setup: AccountSetup::default(),
+    };
+    fx.partition.open_account("D", opening).unwrap();
+    let at = "2026-06-01T10:00:00Z";
+    fx.partition
+        .apply_batch(&[
+            event("A", at, EventBody::Status { online: true }),
+            event("B", at, reading(1, 0, 0)),
+            event("B", at, reading(2, 3600, 100)),
+        ])
+        .unwrap();
+    fx.partition.set_offline_disabled("C", true).unwrap();
+    let summary = |fx: &Fixture| fx.partition.org_summary("org-1");
+    let expected = OrgSummary {
+        accounts: 3,
+        online: 1,
+        offline: 2,
+        switched_off_for_credit: 1,
+        offline_disabled: 1,
+        below_limit_7d: 0,
+        below_limit_30d: 0,
+    };
+    assert_eq!(summary(&fx), expected);
+    fx.clock.set(utc("2026-06-08T10:00:00Z"));
+    assert_eq!(summary(&fx).below_limit_7d, 1);
+    fx.restart();
+    fx.clock.set(utc("2026-07-01T10:00:00Z"));
+    assert_eq!(
+        (summary(&fx).below_limit_7d, summary(&fx).below_limit_30d),
+        (1, 1)
+    );
+    fx.pay("B", dec!(0.1), "MP-1").unwrap();
+    assert_eq!(
+        (
+            summary(&fx).below_limit_7d,
+            summary(&fx).switched_off_for_credit
+        ),
+        (0, 0),
+        "back at the limit"
+    );
+    assert_eq!(fx.partition.org_summary("org-2").accounts, 1);
+}
+
+#[test]
 fn instalments_fall_due_on_the_timer_and_missed_ones_are_charged_once_after_a_restart() {
     let mut fx = Fixture::new(&["A"]);
     let mut terms = PlanTerms::new(Tariff::Instalment {

@@ -1,5 +1,7 @@
-//! The billing tables: units' hot state with their accounts, the journal of ledger entries, idempotency indexes of payment and
-//! adjustment references, and unit events (counter resets, readings held for review).
+//! The billing tables: units' hot state with their accounts, the journal of ledger entries,
+//! idempotency indexes of payment and adjustment references, each organisation's revenue
+//! (payments and reversals by time), and unit events (counter resets, readings held for
+//! review).
 //!
 //! Ledger entries are appended to one journal keyed by an increasing position, so a batch's
 //! entries land together at the end of the tree instead of on a page per account (random
@@ -13,6 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, UNIT_STATE};
@@ -28,6 +31,11 @@ pub(super) const ADJUSTMENT_REFS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("adjustment_refs");
 pub(super) const UNIT_EVENTS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("unit_events");
+/// (organisation, unix milliseconds, journal position) → signed amount (rust_decimal's 16-byte
+/// form) of each payment and reversal: revenue over a period is one range read, however long
+/// the journal of usage charges grows.
+pub(super) const REVENUE: TableDefinition<(&str, i64, u64), [u8; 16]> =
+    TableDefinition::new("revenue");
 
 /// Which idempotency index a reference belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +171,20 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Counts a payment (positive) or reversal (negative) at journal position `pos` in the
+    /// organisation's revenue.
+    pub fn put_revenue(
+        &mut self,
+        org: &str,
+        at: DateTime<Utc>,
+        pos: u64,
+        amount: Decimal,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(REVENUE)?;
+        table.insert((org, at.timestamp_millis(), pos), amount.serialize())?;
+        Ok(())
+    }
+
     /// One journal record, seen from inside this transaction.
     pub fn journal_record(&self, pos: u64) -> Result<Option<JournalRecord>, StoreError> {
         let table = self.txn.open_table(JOURNAL)?;
@@ -279,6 +301,19 @@ impl Store {
     ) -> Result<Option<RefIndex>, StoreError> {
         let txn = self.db.begin_read()?;
         decoded(&txn.open_table(kind.table())?, (org, reference))
+    }
+
+    /// Payments net of reversals recorded for `org` in `[from_ms, to_ms)`, unix milliseconds.
+    pub fn revenue(&self, org: &str, from_ms: i64, to_ms: i64) -> Result<Decimal, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REVENUE)?;
+        let mut total = Decimal::ZERO;
+        if from_ms < to_ms {
+            for row in table.range((org, from_ms, 0)..(org, to_ms, 0))? {
+                total += Decimal::deserialize(row?.1.value());
+            }
+        }
+        Ok(total)
     }
 
     fn log<T: serde::de::DeserializeOwned>(
