@@ -8,6 +8,11 @@ const PROTO_FILES: &[&str] = &[
     "sunledger/api/v1/common.proto",
     "sunledger/api/v1/organisations.proto",
     "sunledger/api/v1/team.proto",
+    "sunledger/api/v1/plans.proto",
+    "sunledger/api/v1/units.proto",
+    "sunledger/api/v1/payments.proto",
+    "sunledger/api/v1/customers.proto",
+    "sunledger/api/v1/reports.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

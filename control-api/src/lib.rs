@@ -17,35 +17,62 @@
 //!    always inside the caller's organisation. Lists are paginated by [`pagination`].
 //! 5. Errors become gRPC statuses in one place, [`status`].
 //!
+//! Services that touch devices or money ([`units`], [`payments`]) take the whole
+//! [`platform::Platform`]: the directory validates first, the billing engine then changes the
+//! unit or account durably (and sends the load command), and the directory records what was
+//! done and by whom. Amounts travel as decimal strings ([`amount`]); list search boxes are
+//! matched by [`search`]; plans live in [`plans`].
+//!
 //! Later operator services (customers, plans, units, payments, reports) follow the same
 //! shape: a service module, directory operations taking a [`roles::Caller`], and an
 //! interceptor-wrapped registration in [`serve`], with health status under its full name.
 
+pub mod amount;
 pub mod auth;
 pub mod convert;
+pub mod customers;
 pub mod directory;
 pub mod organisations;
 pub mod pagination;
+pub mod payments;
+pub mod plans;
+pub mod platform;
+pub mod reports;
 pub mod request_metrics;
 pub mod roles;
+pub mod search;
 pub mod status;
 pub mod team;
+pub mod units;
 pub mod validate;
 
 use std::future::Future;
 
+use sunledger_proto::api::v1::customers_server::CustomersServer;
+use sunledger_proto::api::v1::installations_server::InstallationsServer;
 use sunledger_proto::api::v1::organisations_server::OrganisationsServer;
+use sunledger_proto::api::v1::payments_server::PaymentsServer;
+use sunledger_proto::api::v1::plans_server::PlansServer;
+use sunledger_proto::api::v1::reports_server::ReportsServer;
 use sunledger_proto::api::v1::team_server::TeamServer;
+use sunledger_proto::api::v1::units_server::UnitsServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
 
 pub use directory::{Directory, DirectoryError, Founded, NewOrganisation};
+pub use platform::Platform;
 
 use crate::auth::Authenticator;
+use crate::customers::CustomersService;
+use crate::customers::installations::InstallationsService;
 use crate::organisations::OrganisationsService;
+use crate::payments::PaymentsService;
+use crate::plans::PlansService;
+use crate::reports::ReportsService;
 use crate::request_metrics::RequestMetricsLayer;
 use crate::team::TeamService;
+use crate::units::UnitsService;
 
 /// Why the gRPC server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +89,14 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, with the organisations, members
-/// and tokens of `directory`.
+/// Serves the API on `listener` until `shutdown` resolves, over the directory, billing engine
+/// and unit directory of `platform`.
 pub async fn serve(
     listener: TcpListener,
-    directory: Directory,
+    platform: Platform,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let directory = platform.directory.clone();
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -78,6 +106,24 @@ pub async fn serve(
         .await;
     health_reporter
         .set_serving::<TeamServer<TeamService>>()
+        .await;
+    health_reporter
+        .set_serving::<CustomersServer<CustomersService>>()
+        .await;
+    health_reporter
+        .set_serving::<InstallationsServer<InstallationsService>>()
+        .await;
+    health_reporter
+        .set_serving::<ReportsServer<ReportsService>>()
+        .await;
+    health_reporter
+        .set_serving::<PlansServer<PlansService>>()
+        .await;
+    health_reporter
+        .set_serving::<UnitsServer<UnitsService>>()
+        .await;
+    health_reporter
+        .set_serving::<PaymentsServer<PaymentsService>>()
         .await;
     let served = [
         sunledger_proto::FILE_DESCRIPTOR_SET,
@@ -105,6 +151,30 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_service(OrganisationsServer::with_interceptor(
             OrganisationsService::new(directory.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(PlansServer::with_interceptor(
+            PlansService::new(platform.directory.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(UnitsServer::with_interceptor(
+            UnitsService::new(platform.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(CustomersServer::with_interceptor(
+            CustomersService::new(platform.directory.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(InstallationsServer::with_interceptor(
+            InstallationsService::new(platform.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(ReportsServer::with_interceptor(
+            ReportsService::new(platform.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(PaymentsServer::with_interceptor(
+            PaymentsService::new(platform.clone()),
             authenticator.clone(),
         ))
         .add_service(TeamServer::with_interceptor(

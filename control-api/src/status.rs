@@ -8,9 +8,17 @@
 //!   RESOURCE_EXHAUSTED;
 //! - storage failing → UNAVAILABLE (retry may help); broken invariant → INTERNAL with an
 //!   opaque message, the detail going to the log only.
+//! - serial already registered → ALREADY_EXISTS; retired plan → FAILED_PRECONDITION;
+//! - billing engine refusals: unknown unit or payment → NOT_FOUND, payment reference reused
+//!   → ALREADY_EXISTS, conflict with the account's state (already reversed, Offline Disable,
+//!   no account) → FAILED_PRECONDITION. The engine's enums are `#[non_exhaustive]` in another
+//!   crate, so their match alone needs a `_` arm, which answers INTERNAL.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use sunledger_billing::engine::EngineError;
+use sunledger_billing::store::StoreError;
 
 use crate::auth::AuthError;
 use crate::directory::DirectoryError;
@@ -49,16 +57,74 @@ impl From<DirectoryError> for Status {
             DirectoryError::Invalid(violation) => violation.into(),
             DirectoryError::OrganisationNotFound(_)
             | DirectoryError::MemberNotFound(_)
-            | DirectoryError::TokenNotFound(_) => Status::not_found(error.to_string()),
-            DirectoryError::EmailTaken(_) => Status::already_exists(error.to_string()),
-            DirectoryError::LastAdmin(_) => Status::failed_precondition(error.to_string()),
+            | DirectoryError::TokenNotFound(_)
+            | DirectoryError::PlanNotFound(_)
+            | DirectoryError::UnitNotFound(_) => Status::not_found(error.to_string()),
+            DirectoryError::EmailTaken(_) | DirectoryError::SerialTaken(_) => {
+                Status::already_exists(error.to_string())
+            }
+            DirectoryError::LastAdmin(_) | DirectoryError::PlanRetired(_) => {
+                Status::failed_precondition(error.to_string())
+            }
+            DirectoryError::Engine(error) => engine_status(error),
+            DirectoryError::BillingStore(error) => billing_store_status(error),
             DirectoryError::TokenLimit { .. } => Status::resource_exhausted(error.to_string()),
+            DirectoryError::CustomerNotFound(_) | DirectoryError::InstallationNotFound(_) => {
+                Status::not_found(error.to_string())
+            }
+            DirectoryError::CustomerEmailTaken(_) => Status::already_exists(error.to_string()),
+            DirectoryError::UnitInUse { .. }
+            | DirectoryError::InstallationState { .. }
+            | DirectoryError::CustomerHasInstallations(_)
+            | DirectoryError::ApprovalTransition { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
             DirectoryError::Storage(_) => {
                 tracing::warn!(%error, "directory storage failed");
                 Status::unavailable("storage unavailable, retry later")
             }
             DirectoryError::Codec(_) | DirectoryError::Corrupt(_) => internal(&error),
         }
+    }
+}
+
+/// The status of a billing engine refusal. The API validates every field before calling the
+/// engine, so a refusal by the billing rules is a conflict with the account's state (a payment
+/// already reversed, a balance that would overflow): FAILED_PRECONDITION.
+///
+/// The engine's error enums are `#[non_exhaustive]` in another crate, so a `_` arm is
+/// required; it maps to INTERNAL, so a new variant is visible in the log until mapped here.
+fn engine_status(error: EngineError) -> Status {
+    let message = error.to_string();
+    match error {
+        EngineError::UnitNotFound(_) | EngineError::PaymentNotFound(_) => {
+            Status::not_found(message)
+        }
+        EngineError::ReferenceReused(_) => Status::already_exists(message),
+        EngineError::UnitDecommissioned(_)
+        | EngineError::AccountNotFound(_)
+        | EngineError::AccountExists(_)
+        | EngineError::Settings(_)
+        | EngineError::Payment(_)
+        | EngineError::Adjustment(_)
+        | EngineError::Reversal(_)
+        | EngineError::OfflineDisabled(_) => Status::failed_precondition(message),
+        EngineError::Stopping => Status::unavailable(message),
+        EngineError::Store(error) => billing_store_status(error),
+        other => internal(&other),
+    }
+}
+
+/// The status of a billing store failure: transient ones UNAVAILABLE, the rest INTERNAL.
+fn billing_store_status(error: StoreError) -> Status {
+    match &error {
+        StoreError::UnitExists(_) => Status::already_exists(error.to_string()),
+        StoreError::UnitNotFound(_) => Status::not_found(error.to_string()),
+        _ if error.is_transient() => {
+            tracing::warn!(%error, "billing storage failed");
+            Status::unavailable("storage unavailable, retry later")
+        }
+        _ => internal(&error),
     }
 }
 

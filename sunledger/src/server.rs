@@ -56,6 +56,15 @@ impl Server {
         )?);
         let ingest = Ingest::start(&broker, engine.clone())?;
 
+        let platform = sunledger_control_api::Platform {
+            directory: sunledger_control_api::Directory::open(
+                store.clone(),
+                Arc::new(SystemClock),
+            )?,
+            engine: engine.clone(),
+            units: directory.clone(),
+            store: store.clone(),
+        };
         let (stop, stopped) = watch::channel(false);
         let grpc = TcpListener::bind(settings.grpc_listen)
             .await
@@ -66,11 +75,7 @@ impl Server {
         let tasks = vec![
             tokio::spawn(log_exit(
                 "gRPC API",
-                sunledger_control_api::serve(
-                    grpc,
-                    sunledger_control_api::Directory::open(store.clone(), Arc::new(SystemClock))?,
-                    wait_for(stopped.clone()),
-                ),
+                sunledger_control_api::serve(grpc, platform, wait_for(stopped.clone())),
             )),
             tokio::spawn(log_exit(
                 "metrics endpoint",

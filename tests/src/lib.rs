@@ -5,7 +5,9 @@
 //! - [`Device`]: one MQTT client with its event loop on a task, reporting what it receives.
 //! - [`metric`]: reads one sample from a `/metrics` scrape.
 //! - [`burst`]: a burst of readings into a deliberately slow engine (back-pressure tests).
+//! - [`api`]: the operators' gRPC API as tests drive it (clients, organisations, checks).
 
+pub mod api;
 pub mod burst;
 
 use std::net::{SocketAddr, TcpListener};

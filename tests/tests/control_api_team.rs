@@ -32,6 +32,12 @@ use tonic::{Code, Request, Status};
 
 const TEAM: &str = "sunledger.api.v1.Team";
 const ORGANISATIONS: &str = "sunledger.api.v1.Organisations";
+const PLANS: &str = "sunledger.api.v1.Plans";
+const UNITS: &str = "sunledger.api.v1.Units";
+const PAYMENTS: &str = "sunledger.api.v1.Payments";
+const CUSTOMERS: &str = "sunledger.api.v1.Customers";
+const INSTALLATIONS: &str = "sunledger.api.v1.Installations";
+const REPORTS: &str = "sunledger.api.v1.Reports";
 
 /// Sends the `authorization` metadata given (or none), as a client would.
 #[derive(Clone)]
@@ -888,7 +894,16 @@ async fn reflection_and_health_list_both_services_and_calls_are_counted() {
             .collect::<Vec<_>>(),
         other => panic!("expected a service list, got {other:?}"),
     };
-    for service in [TEAM, ORGANISATIONS] {
+    for service in [
+        TEAM,
+        ORGANISATIONS,
+        PLANS,
+        UNITS,
+        PAYMENTS,
+        CUSTOMERS,
+        INSTALLATIONS,
+        REPORTS,
+    ] {
         assert!(
             listed.iter().any(|name| name == service),
             "{service} in {listed:?}"
@@ -906,7 +921,16 @@ async fn reflection_and_health_list_both_services_and_calls_are_counted() {
         }
         other => panic!("expected the Team file, got {other:?}"),
     }
-    for service in [TEAM, ORGANISATIONS] {
+    for service in [
+        TEAM,
+        ORGANISATIONS,
+        PLANS,
+        UNITS,
+        PAYMENTS,
+        CUSTOMERS,
+        INSTALLATIONS,
+        REPORTS,
+    ] {
         let request = HealthCheckRequest {
             service: service.into(),
         };

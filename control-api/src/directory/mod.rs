@@ -6,6 +6,9 @@
 //!   organisation's key range cannot reach another's data.
 //! - [`organisations`], [`members`], [`tokens`]: the operations, each validating its input
 //!   (through [`crate::validate`]) before it touches storage.
+//! - [`plans`], [`units`], [`payments`]: payment plans; control units (claimed per
+//!   organisation, registered with the billing store); money and load switches on
+//!   installations' accounts through the billing engine.
 //! - `audit`: the audit log, appended by every change in the change's own transaction and
 //!   read with [`Directory::audit_events`].
 //!
@@ -14,13 +17,25 @@
 //! together or not at all. Nothing is cached in memory: several [`Directory`] handles on the
 //! same store (the server's, the `admin` command's) always agree.
 
+pub mod approval;
+pub mod customer_updates;
+pub mod customers;
+pub mod installations;
 pub mod members;
 pub mod organisations;
+pub mod payments;
+pub mod plans;
+pub mod projects;
 pub mod records;
+pub mod registration;
+pub mod reports;
 pub mod tokens;
+pub mod units;
 
 mod audit;
+mod customer_fields;
 mod error;
+mod org_records;
 
 use std::sync::Arc;
 
@@ -31,11 +46,22 @@ use serde::de::DeserializeOwned;
 use sunledger_billing::clock::Clock;
 use sunledger_billing::store::Store;
 
+pub use approval::{Approval, ApprovalChange, ApprovalStatus};
+pub use customer_updates::CustomerChanges;
+pub use customers::{
+    ContactPreference, Customer, CustomerFilter, CustomerType, NewCustomer, UserDetails,
+};
 pub use error::DirectoryError;
 pub use members::NewMember;
 pub use organisations::{Founded, NewOrganisation, OrganisationChanges};
+pub use payments::{BilledAccount, BilledInstallation, NewPayment};
+pub use plans::{NewPlan, NewTariff, Plan, PlanFilter, TariffKind};
 pub use records::{AuditEvent, Member, Organisation, TermsAcceptance, Token};
 pub use tokens::{IssuedToken, TokenSecret};
+pub use units::{
+    ControlUnit, EnableStatus, HeldUnit, NewUnit, StatusChange, UnitChanges, UnitFilter,
+    UnitPosition,
+};
 
 /// Random bytes in a record id: enough that ids never collide, across organisations too.
 const ID_BYTES: usize = 16;

@@ -40,6 +40,11 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), DirectoryError
     txn.open_table(TOKENS)?;
     txn.open_table(MEMBER_TOKENS)?;
     txn.open_table(AUDIT_EVENTS)?;
+    txn.open_table(super::plans::PLANS)?;
+    txn.open_table(super::units::UNITS)?;
+    txn.open_table(super::units::UNIT_SERIALS)?;
+    super::installations::create_tables(txn)?;
+    super::customers::create_tables(txn)?;
     Ok(())
 }
 

@@ -1,0 +1,149 @@
+//! Registering a control unit and correcting its identifiers.
+//!
+//! Registration touches two stores that cannot share a transaction: the billing store's unit
+//! record (secret hash, the broker's credential check) and the directory's claim of the serial
+//! for the organisation. The billing store goes first, because it alone decides whether the
+//! serial is free platform-wide (units registered with `sunledger unit register` included) and
+//! it refuses a second registration atomically. Only then does the directory record the unit
+//! and its audit event, and only after that is the unit added to the broker's in-memory
+//! credential check and its secret returned. If the directory commit fails (storage failing),
+//! the serial stays registered in the billing store with a secret nobody has seen: it cannot
+//! connect, and registering it again is ALREADY_EXISTS until an operator intervenes; the
+//! failure is logged with the serial.
+
+use sunledger_billing::store::StoreError;
+use sunledger_billing::units::{DeviceSecret, UnitDirectory};
+
+use super::super::audit::AuditAction;
+use super::super::records::{MEMBERS, member_in};
+use super::super::{Change, Directory, DirectoryError, encode};
+use super::{
+    ControlUnit, EnableStatus, NewUnit, StatusChange, UNIT_SERIALS, UNITS, UnitChanges, entity_id,
+    imei, serial, unit_in,
+};
+use crate::roles::Caller;
+
+impl Directory {
+    /// Registers a unit in the caller's organisation, lets its device connect, and returns
+    /// the unit with its device secret (the only time the secret is seen).
+    pub fn register_unit(
+        &self,
+        caller: &Caller,
+        new: &NewUnit,
+        credentials: &UnitDirectory,
+    ) -> Result<(ControlUnit, DeviceSecret), DirectoryError> {
+        let serial = serial("serial", &new.serial)?;
+        let imei = imei("imei", &new.imei)?;
+        let entity_id = entity_id("entity_id", &new.entity_id)?;
+        if self
+            .read()?
+            .open_table(UNIT_SERIALS)?
+            .get(serial)?
+            .is_some()
+        {
+            return Err(DirectoryError::SerialTaken(serial.to_owned()));
+        }
+        let now_ms = self.clock.now().timestamp_millis();
+        let (record, secret) = match self.store.register_unit(serial, now_ms) {
+            Err(StoreError::UnitExists(_)) => {
+                return Err(DirectoryError::SerialTaken(serial.to_owned()));
+            }
+            registered => registered?,
+        };
+        let unit = self
+            .change(&caller.org_id, &caller.member_id, |change| {
+                let unit = ControlUnit {
+                    serial: serial.to_owned(),
+                    org_id: change.org_id.to_owned(),
+                    imei,
+                    entity_id,
+                    enable_status: EnableStatus::Enabled,
+                    status_changed: change.status_change()?,
+                    registered_at_ms: record.registered_at_ms,
+                };
+                change.claim_serial(serial)?;
+                change.put_unit(&unit)?;
+                change.record(
+                    AuditAction::UnitRegistered,
+                    serial,
+                    format!("registered unit {serial} (IMEI {})", unit.imei),
+                )?;
+                Ok(unit)
+            })
+            .inspect_err(|error| {
+                tracing::error!(%error, serial, "unit registered in the billing store but not in the directory");
+            })?;
+        credentials.upsert(&record);
+        metrics::gauge!("sunledger_units_registered").set(credentials.len() as f64);
+        Ok((unit, secret))
+    }
+
+    /// Corrects the IMEI or entity id of unit `serial` of the caller's organisation. Values
+    /// equal to the current ones change nothing and record nothing.
+    pub fn update_unit(
+        &self,
+        caller: &Caller,
+        serial_raw: &str,
+        changes: &UnitChanges,
+    ) -> Result<ControlUnit, DirectoryError> {
+        let serial = serial("serial", serial_raw)?;
+        let new_imei = changes
+            .imei
+            .as_deref()
+            .map(|raw| imei("imei", raw))
+            .transpose()?;
+        let new_entity_id = changes
+            .entity_id
+            .as_deref()
+            .map(|raw| entity_id("entity_id", raw))
+            .transpose()?;
+        self.change(&caller.org_id, &caller.member_id, |change| {
+            let mut unit = unit_in(&change.txn.open_table(UNITS)?, change.org_id, serial)?;
+            let mut described = Vec::new();
+            if let Some(imei) = new_imei.filter(|imei| *imei != unit.imei) {
+                described.push(format!("IMEI {} → {imei}", unit.imei));
+                unit.imei = imei;
+            }
+            if let Some(entity) = new_entity_id.filter(|entity| *entity != unit.entity_id) {
+                described.push(format!("entity id {:?} → {entity:?}", unit.entity_id));
+                unit.entity_id = entity;
+            }
+            if described.is_empty() {
+                return Ok(unit);
+            }
+            change.put_unit(&unit)?;
+            change.record(AuditAction::UnitUpdated, serial, described.join("; "))?;
+            Ok(unit)
+        })
+    }
+}
+
+impl Change<'_> {
+    /// Stores `unit` (new or changed) as it is now.
+    pub(super) fn put_unit(&self, unit: &ControlUnit) -> Result<(), DirectoryError> {
+        self.txn.open_table(UNITS)?.insert(
+            (self.org_id, unit.serial.as_str()),
+            encode(unit)?.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// The record of this change's actor changing a unit's enable status now.
+    pub(super) fn status_change(&self) -> Result<StatusChange, DirectoryError> {
+        let actor = member_in(&self.txn.open_table(MEMBERS)?, self.org_id, self.actor_id)?;
+        Ok(StatusChange {
+            member_id: actor.id,
+            email: actor.email,
+            at_ms: self.at_ms,
+        })
+    }
+
+    /// Claims `serial` for this change's organisation, platform-wide.
+    fn claim_serial(&self, serial: &str) -> Result<(), DirectoryError> {
+        let mut serials = self.txn.open_table(UNIT_SERIALS)?;
+        if serials.insert(serial, self.org_id)?.is_some() {
+            return Err(DirectoryError::SerialTaken(serial.to_owned()));
+        }
+        Ok(())
+    }
+}
