@@ -83,6 +83,7 @@ async fn run_through_a_day(server: &TestServer) {
     let ack = CommandAck {
         cmd_id: command.cmd_id,
         load: command.load,
+        ..CommandAck::default()
     };
     device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
     for (seq, load_wh) in [(1, 0), (2, 30)] {
