@@ -34,6 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
         )
         .field_attribute(
+            ".sunledger.device.v1.Telemetry.mac",
+            "#[serde(deserialize_with = \"crate::json::hex_bytes\")]",
+        )
+        .field_attribute(
+            ".sunledger.device.v1.CommandAck.mac",
+            "#[serde(deserialize_with = \"crate::json::hex_bytes\")]",
+        )
+        .field_attribute(
             ".sunledger.device.v1.CommandAck.load",
             "#[serde(deserialize_with = \"crate::json::load_state\")]",
         )

@@ -39,6 +39,8 @@ impl StoredCommand {
             load: self.load,
             reason: self.reason,
             ts: self.ts,
+            // Signed where it is published, by the unit's organisation's key.
+            sig: Vec::new(),
         }
     }
 }

@@ -36,5 +36,6 @@ pub mod worker;
 pub mod account;
 pub mod ledger;
 pub mod money;
+pub mod openpaygo;
 pub mod schedule;
 pub mod tariff;

@@ -29,6 +29,10 @@ use crate::units::UnitDirectory;
 /// How long an idle partition thread sleeps before looking again (it is woken early on work).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 
+/// How often a partition recounts its online units and accounts below the limit for the
+/// gauges: a scan of hot state, cheap even at 10^6 units every few seconds.
+const CENSUS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Engine settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -141,6 +145,7 @@ impl Engine {
         config: &EngineConfig,
         mut sink: impl FnMut(usize) -> Box<dyn CommandSink>,
     ) -> Result<Engine, StoreError> {
+        register_rare_counters();
         let stop = Arc::new(AtomicBool::new(false));
         let (mut partitions, mut threads) = (Vec::new(), Vec::new());
         for index in 0..config.partitions {
@@ -326,6 +331,18 @@ impl Engine {
     }
 }
 
+/// Registers the failure and retry counters at 0, so dashboards and alerts see 0 rather than
+/// no data until the first failure.
+fn register_rare_counters() {
+    for name in [
+        "sunledger_billing_commit_failed_total",
+        "sunledger_commands_publish_failed_total",
+        "sunledger_commands_resent_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 struct Worker {
     index: usize,
     partition: Partition,
@@ -341,6 +358,7 @@ impl Worker {
         let mut batch = Vec::with_capacity(self.config.batch_events_max);
         let resend_interval = Duration::from_millis(self.config.command_resend_interval_ms);
         let mut last_resend = Instant::now();
+        let mut last_census = None;
         let queue_depth =
             metrics::gauge!("sunledger_ingest_queue_depth", "partition" => self.index.to_string());
         let batch_events = metrics::histogram!("sunledger_billing_batch_events");
@@ -376,6 +394,10 @@ impl Worker {
                 self.resend_unacknowledged();
                 last_resend = Instant::now();
             }
+            if last_census.is_none_or(|at: Instant| at.elapsed() >= CENSUS_INTERVAL) {
+                self.publish_census();
+                last_census = Some(Instant::now());
+            }
             if stopping && !busy && self.queue.is_empty() {
                 return;
             }
@@ -403,14 +425,25 @@ impl Worker {
         }
     }
 
+    /// Sets the fleet gauges (online devices, accounts below the limit, commands awaiting an
+    /// ack) from a scan of the partition's units.
+    fn publish_census(&self) {
+        let census = self.partition.census();
+        let partition = self.index.to_string();
+        metrics::gauge!("sunledger_devices_online", "partition" => partition.clone())
+            .set(census.online as f64);
+        metrics::gauge!("sunledger_accounts_below_limit", "partition" => partition.clone())
+            .set(census.below_limit as f64);
+        metrics::gauge!("sunledger_commands_pending", "partition" => partition)
+            .set(census.awaiting_ack as f64);
+    }
+
     fn resend_unacknowledged(&mut self) {
         let pending: Vec<(String, Command)> = self
             .partition
             .unacknowledged()
             .map(|(serial, command)| (serial.to_owned(), command))
             .collect();
-        metrics::gauge!("sunledger_commands_pending", "partition" => self.index.to_string())
-            .set(pending.len() as f64);
         for (serial, command) in pending {
             metrics::counter!("sunledger_commands_resent_total").increment(1);
             self.sink.publish(&serial, &command);

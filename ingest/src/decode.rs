@@ -89,7 +89,8 @@ mod tests {
             ack.body,
             EventBody::Ack(CommandAck {
                 cmd_id: 2,
-                load: LoadState::On as i32
+                load: LoadState::On as i32,
+                ..CommandAck::default()
             })
         );
         let status = decode(b"sunledger/v1/devices/A/status", b"offline", 7).unwrap();

@@ -69,6 +69,8 @@ impl Ingest {
                 kind,
                 accepted_protobuf: accepted("protobuf"),
                 accepted_json: accepted("json"),
+                skipped: metrics::counter!("sunledger_ingest_broker_skipped_total", "kind" => kind),
+                queue_full_waits: metrics::counter!("sunledger_ingest_queue_full_waits_total"),
                 engine: engine.clone(),
                 stop: stop.clone(),
                 last_offset: None,
@@ -103,6 +105,11 @@ struct Reader {
     /// Accepted messages by encoding, resolved once rather than per message.
     accepted_protobuf: metrics::Counter,
     accepted_json: metrics::Counter,
+    /// Messages the broker evicted before they were read; registered at start so that
+    /// dashboards show 0 rather than no data.
+    skipped: metrics::Counter,
+    /// Waits for room in a full partition queue (back-pressure), likewise registered at start.
+    queue_full_waits: metrics::Counter,
     engine: Arc<Engine>,
     stop: Arc<AtomicBool>,
     last_offset: Option<u64>,
@@ -141,8 +148,7 @@ impl Reader {
             && offset > last + 1
         {
             let skipped = offset - last - 1;
-            metrics::counter!("sunledger_ingest_broker_skipped_total", "kind" => self.kind)
-                .increment(skipped);
+            self.skipped.increment(skipped);
             tracing::warn!(
                 kind = self.kind,
                 skipped,
@@ -176,7 +182,7 @@ impl Reader {
             match partition.try_push(event) {
                 Ok(()) => break,
                 Err(back) => {
-                    metrics::counter!("sunledger_ingest_queue_full_waits_total").increment(1);
+                    self.queue_full_waits.increment(1);
                     partition.wake();
                     std::thread::sleep(FULL_QUEUE_WAIT);
                     event = back;

@@ -22,3 +22,9 @@ pub(crate) fn load_state<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i
         .map(|s| s as i32)
         .ok_or_else(|| serde::de::Error::custom("load must be LOAD_STATE_ON or LOAD_STATE_OFF"))
 }
+
+/// Reads a MAC given as lowercase (or upper-case) hex, the JSON form of a `bytes` field.
+pub(crate) fn hex_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    hex::decode(&text).map_err(|_| serde::de::Error::custom("mac must be hex"))
+}

@@ -7,12 +7,14 @@
 //!   `sunledger.api.v1` (organisations, team, audit log).
 //! - [`topic`]: the MQTT topic names of a control unit, and the parser that turns a topic back
 //!   into a serial and a message kind.
+//! - [`authenticity`]: the MAC on device messages and the signature on commands.
 //! - [`payload`]: decoding of device payloads, which arrive as protobuf or, when the first byte
 //!   is `{`, as JSON with the same field names.
 //!
 //! Data flows one way through this crate: bytes and topic strings in, typed values out (or a
 //! typed error naming what was wrong). Nothing here does I/O.
 
+pub mod authenticity;
 pub mod payload;
 pub mod topic;
 

@@ -96,8 +96,9 @@ mod tests {
             battery_mv: Some(12_800),
             pv_wh: None,
             load_on: true,
+            mac: vec![0xab, 0x01],
         };
-        let json = br#"{"seq":7,"ts":1780000000,"load_wh":1234,"usb_wh":56,"boot":2,"battery_mv":12800,"load_on":true}"#;
+        let json = br#"{"seq":7,"ts":1780000000,"load_wh":1234,"usb_wh":56,"boot":2,"battery_mv":12800,"load_on":true,"mac":"ab01"}"#;
         assert_eq!(
             decode_telemetry(&telemetry.encode_to_vec()).unwrap(),
             telemetry

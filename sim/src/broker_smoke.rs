@@ -107,6 +107,7 @@ async fn a_device_receives_the_retained_command_acks_it_and_reports() {
         load: LoadState::Off as i32,
         reason: 1,
         ts: 0,
+        ..Command::default()
     };
     let cmd_topic = device_topic("SL-1", TopicKind::Cmd);
     platform

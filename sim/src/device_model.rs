@@ -126,6 +126,7 @@ impl DeviceModel {
             battery_mv: Some(u32::try_from(battery_mv).unwrap_or(u32::MAX)),
             pv_wh: Some(self.pv.wh()),
             load_on: self.load_on,
+            ..Telemetry::default()
         }
     }
 
@@ -166,6 +167,7 @@ impl DeviceModel {
         (self.last_cmd_id > 0).then(|| CommandAck {
             cmd_id: self.last_cmd_id,
             load: self.load_state() as i32,
+            ..CommandAck::default()
         })
     }
 
@@ -229,6 +231,7 @@ mod tests {
             load: load as i32,
             reason: 0,
             ts: 0,
+            ..Command::default()
         }
     }
 

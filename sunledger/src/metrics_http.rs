@@ -5,8 +5,18 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+
+/// Bucket bounds of every `*_seconds` histogram: sub-millisecond commits up to slow calls,
+/// so Grafana's `histogram_quantile` can aggregate latency across partitions and servers
+/// (summaries cannot be aggregated).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Bucket bounds of the events-per-commit histogram, up to the largest batch.
+const BATCH_BUCKETS: &[f64] = &[1.0, 8.0, 64.0, 256.0, 1024.0, 4096.0, 8192.0, 16384.0];
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -15,7 +25,14 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
-                .install_recorder()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("sunledger_billing_batch_events".into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|builder| builder.install_recorder())
                 .map_err(|error| error.to_string())
         })
         .clone()

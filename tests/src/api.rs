@@ -299,6 +299,7 @@ pub async fn acknowledge_command(device: &mut Device, load: LoadState, reason: R
     let ack = CommandAck {
         cmd_id: command.cmd_id,
         load: command.load,
+        ..CommandAck::default()
     };
     device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
     command

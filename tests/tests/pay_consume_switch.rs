@@ -50,6 +50,7 @@ async fn expect_command(device: &mut Device, load: LoadState, reason: Reason) ->
     let ack = CommandAck {
         cmd_id: command.cmd_id,
         load: command.load,
+        ..CommandAck::default()
     };
     device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
     command

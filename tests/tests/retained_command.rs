@@ -49,6 +49,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     let ack = CommandAck {
         cmd_id: 1,
         load: LoadState::Off as i32,
+        ..CommandAck::default()
     };
     device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
     server

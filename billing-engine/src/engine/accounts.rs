@@ -11,7 +11,9 @@ use crate::account::{
     Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
 };
 use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
+use crate::ledger::EntryKind;
 use crate::store::{JournalRecord, RefIndex, RefKind, StoreError, WriteTxn};
+use rust_decimal::prelude::ToPrimitive;
 
 /// Why the engine refused a request. Nothing was changed when one is returned.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +137,7 @@ impl Partition {
     /// first call's entry (`duplicate`), unless it was for another amount or account.
     pub fn record(&mut self, serial: &str, movement: Movement) -> Result<Receipt, EngineError> {
         let now = self.clock.now();
-        self.transact(serial, |unit, txn, pending| {
+        let receipt = self.transact(serial, |unit, txn, pending| {
             let org = account_of(serial, unit)?.org.clone();
             let (kind, reference, amount) = match &movement {
                 Movement::Payment(payment) => (
@@ -221,7 +223,24 @@ impl Partition {
                 account: record,
             };
             Ok((receipt, true))
-        })
+        })?;
+        count_money_in(&receipt);
+        Ok(receipt)
+    }
+}
+
+/// Counts a committed payment or reversal for the dashboards: the histograms' sums and
+/// counts give revenue and the number of payments. Approximate (f64): the ledger is the
+/// account of record.
+fn count_money_in(receipt: &Receipt) {
+    if receipt.duplicate {
+        return;
+    }
+    let amount = receipt.entry.amount.abs().to_f64().unwrap_or(f64::MAX);
+    match receipt.entry.kind {
+        EntryKind::Payment => metrics::histogram!("sunledger_payment_amount").record(amount),
+        EntryKind::Reversal => metrics::histogram!("sunledger_reversal_amount").record(amount),
+        _ => {}
     }
 }
 

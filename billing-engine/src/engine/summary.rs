@@ -1,5 +1,6 @@
-//! Counts over one organisation's accounts for the operators' dashboard and portfolio-at-risk
-//! report, taken from the partitions' hot state so that no report scans the file.
+//! Counts over the partitions' hot state, so that no report scans the file: one
+//! organisation's accounts for the operators' dashboard and portfolio-at-risk report, and the
+//! whole partition's census for the metrics gauges.
 
 use serde::Serialize;
 
@@ -61,7 +62,34 @@ impl OrgSummary {
     }
 }
 
+/// A partition's fleet at one moment, for the Prometheus gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Units whose device says it is online.
+    pub online: u64,
+    /// Accounts whose balance is below their negative charge limit.
+    pub below_limit: u64,
+    /// Units whose device has not acknowledged its current command.
+    pub awaiting_ack: u64,
+}
+
 impl Partition {
+    /// Counts this partition's online units, accounts below their limit and commands
+    /// awaiting an ack.
+    pub fn census(&self) -> Census {
+        self.units.values().fold(Census::default(), |census, unit| {
+            let below = unit
+                .account
+                .as_ref()
+                .is_some_and(|record| record.below_limit_since_ms.is_some());
+            Census {
+                online: census.online + u64::from(unit.state.online),
+                below_limit: census.below_limit + u64::from(below),
+                awaiting_ack: census.awaiting_ack + u64::from(unit.state.awaiting_ack()),
+            }
+        })
+    }
+
     /// The counts over this partition's accounts of `org`.
     pub fn org_summary(&self, org: &str) -> OrgSummary {
         let now_ms = self.clock.now().timestamp_millis();

@@ -599,6 +599,7 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
     let wrong = CommandAck {
         cmd_id: 1,
         load: LoadState::On as i32,
+        ..CommandAck::default()
     };
     fx.partition
         .apply_batch(&[event("A", at, EventBody::Ack(wrong))])
@@ -607,6 +608,7 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
     let right = CommandAck {
         cmd_id: 1,
         load: LoadState::Off as i32,
+        ..CommandAck::default()
     };
     fx.partition
         .apply_batch(&[event("A", at, EventBody::Ack(right))])
