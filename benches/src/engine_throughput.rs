@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
+use sunledger_benches::process::resident_bytes;
 use sunledger_billing::account::{Account, AccountSetup};
 use sunledger_billing::account_record::AccountRecord;
 use sunledger_billing::clock::SystemClock;
@@ -121,15 +122,4 @@ fn write_accounts(store: &Store, serials: &[Box<str>]) -> Result<(), Box<dyn std
     txn.put_units(serials.iter().map(|serial| (&**serial, &unit)))?;
     txn.commit()?;
     Ok(())
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (0 where unavailable).
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }

@@ -4,7 +4,8 @@
 //!
 //! A connect attempt is never cancelled by a report tick (under load a CONNECT can take
 //! longer than an interval); energy accrues from the simulated clock, so a missed tick loses
-//! nothing.
+//! nothing. The fleet can change the report interval while running ([`Pacer`]), so a
+//! benchmark can offer a different load without reconnecting every device.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +22,11 @@ pub(crate) struct TaskContext {
     pub(crate) connect_permits: Arc<Semaphore>,
     /// Becomes `true` when the fleet shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) report_interval: Duration,
-    /// Spreads the fleet's reports over the interval instead of all at once.
-    pub(crate) first_report_delay: Duration,
+    /// The fleet's report interval, now and after every change.
+    pub(crate) report_interval: watch::Receiver<Duration>,
+    /// Where in each interval this device reports, as a fraction in [0, 1): spreads the
+    /// fleet's reports over the interval instead of all at once.
+    pub(crate) report_phase: f64,
     pub(crate) backoff: Backoff,
 }
 
@@ -38,10 +41,54 @@ enum Link {
     Offline { reports_left: u32 },
 }
 
+/// The device's report ticks at its phase of the fleet's current interval.
+pub(crate) struct Pacer {
+    ticker: Interval,
+    interval: watch::Receiver<Duration>,
+    phase: f64,
+}
+
+impl Pacer {
+    fn new(mut interval: watch::Receiver<Duration>, phase: f64) -> Pacer {
+        let ticker = Pacer::ticker(*interval.borrow_and_update(), phase);
+        Pacer {
+            ticker,
+            interval,
+            phase,
+        }
+    }
+
+    fn ticker(period: Duration, phase: f64) -> Interval {
+        let mut ticker = interval_at(Instant::now() + period.mul_f64(phase), period);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker
+    }
+
+    /// The next report tick; cancel-safe, so it can sit in a `select!`. A new interval
+    /// restarts the ticker at this device's phase of it.
+    async fn tick(&mut self) {
+        loop {
+            tokio::select! {
+                _ = self.ticker.tick() => return,
+                changed = self.interval.changed() => match changed {
+                    Ok(()) => {
+                        let period = *self.interval.borrow_and_update();
+                        self.ticker = Pacer::ticker(period, self.phase);
+                    }
+                    // The fleet is gone; keep the interval we have.
+                    Err(_) => {
+                        self.ticker.tick().await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// Runs one device until the fleet shuts down, then disconnects it cleanly.
 pub(crate) async fn run(mut device: SimDevice, mut ctx: TaskContext) {
-    let mut ticker = interval_at(Instant::now() + ctx.first_report_delay, ctx.report_interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = Pacer::new(ctx.report_interval.clone(), ctx.report_phase);
     let mut link = Link::Waiting {
         retry_at: Instant::now(),
     };
@@ -70,7 +117,7 @@ pub(crate) async fn run(mut device: SimDevice, mut ctx: TaskContext) {
 async fn waiting(
     device: &mut SimDevice,
     ctx: &mut TaskContext,
-    ticker: &mut Interval,
+    ticker: &mut Pacer,
     retry_at: Instant,
 ) -> Option<Link> {
     loop {
@@ -105,11 +152,7 @@ async fn waiting(
 
 /// Reports every interval and handles commands until the connection drops, an offline
 /// fault fires, or the fleet shuts down.
-async fn online(
-    device: &mut SimDevice,
-    ctx: &mut TaskContext,
-    ticker: &mut Interval,
-) -> Option<Link> {
+async fn online(device: &mut SimDevice, ctx: &mut TaskContext, ticker: &mut Pacer) -> Option<Link> {
     loop {
         tokio::select! {
             _ = ctx.shutdown.changed() => return None,
@@ -132,7 +175,7 @@ async fn online(
 async fn offline(
     device: &mut SimDevice,
     ctx: &mut TaskContext,
-    ticker: &mut Interval,
+    ticker: &mut Pacer,
     mut reports_left: u32,
 ) -> Option<Link> {
     while reports_left > 0 {

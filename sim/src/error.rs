@@ -33,6 +33,17 @@ pub enum SimError {
         /// The repeated serial.
         serial: String,
     },
+    /// A line of a credentials file is not `serial,secret`.
+    #[error("credentials line {line}: {reason}")]
+    CredentialsLine {
+        /// One-based line number in the file.
+        line: usize,
+        /// What is wrong with the line.
+        reason: String,
+    },
+    /// A credentials file names no device at all.
+    #[error("credentials file lists no devices")]
+    NoCredentials,
     /// One simulated device failed; the seed replays its faults and load curve.
     #[error("device {serial} (replay seed {seed}): {cause}")]
     Device {

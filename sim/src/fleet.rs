@@ -28,6 +28,7 @@ pub struct Fleet {
     counters: Arc<FleetCounters>,
     /// Each device's truth, in the order the credentials were given.
     truths: Vec<Arc<Mutex<TruthRecorder>>>,
+    report_interval_tx: watch::Sender<Duration>,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -53,19 +54,19 @@ impl Fleet {
 
         let connect_permits = Arc::new(Semaphore::new(config.connect_concurrency));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let report_interval = Duration::from_millis(config.report_interval_ms);
+        let (report_interval_tx, report_interval) =
+            watch::channel(Duration::from_millis(config.report_interval_ms));
         let mut truths = Vec::with_capacity(built.len());
         let mut tasks = JoinSet::new();
         for device in built {
             truths.push(device.truth_handle());
             let phase_seed = stream_seed(device.seed(), Stream::ReportPhase);
-            let first_report_delay_ms =
-                StdRng::seed_from_u64(phase_seed).random_range(0..config.report_interval_ms);
+            let report_phase = StdRng::seed_from_u64(phase_seed).random_range(0.0..1.0);
             let ctx = TaskContext {
                 connect_permits: Arc::clone(&connect_permits),
                 shutdown: shutdown_rx.clone(),
-                report_interval,
-                first_report_delay: Duration::from_millis(first_report_delay_ms),
+                report_interval: report_interval.clone(),
+                report_phase,
                 backoff: Backoff::new(
                     config.reconnect_backoff_initial_ms,
                     config.reconnect_backoff_max_ms,
@@ -83,6 +84,7 @@ impl Fleet {
             seed: config.seed,
             counters,
             truths,
+            report_interval_tx,
             shutdown_tx,
             tasks,
         })
@@ -106,6 +108,21 @@ impl Fleet {
     /// Live counters; a handful of atomic loads, cheap to call every few seconds.
     pub fn snapshot(&self) -> FleetStats {
         self.counters.snapshot()
+    }
+
+    /// Makes every device report every `interval` from now on, at its own phase of it, so a
+    /// benchmark can change the offered load without reconnecting the fleet.
+    pub fn set_report_interval(&self, interval: Duration) {
+        // Every device task holds a receiver until it ends; none left means nothing to pace.
+        let _ = self
+            .report_interval_tx
+            .send(interval.max(Duration::from_millis(1)));
+    }
+
+    /// Forgets the publish→PUBACK latency samples so far, so the next
+    /// [`Fleet::snapshot`]'s percentiles cover only what follows.
+    pub fn reset_latency(&self) {
+        self.counters.reset_latency();
     }
 
     /// Every device's ground truth, in the order the credentials were given. Locks each

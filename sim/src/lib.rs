@@ -12,8 +12,11 @@
 //! - [`truth`]: what each device told the platform, for the auditor.
 //! - [`device`]: [`SimDevice`], the model behind a rumqttc client; drivable step by step in
 //!   tests.
+//! - [`credentials`]: `serial,secret` files for runs against a real server.
+//! - [`run`]: a timed run with progress reports and a [`RunSummary`](run::RunSummary), what
+//!   `sunledger sim` drives.
 //! - [`fleet`]: [`Fleet`], one tokio task per device (`device_task.rs`), bounded connects,
-//!   live [`FleetStats`] from [`stats`].
+//!   live [`FleetStats`] from [`stats`], publish→PUBACK percentiles from [`latency`].
 //!
 //! Data flows from the simulated clock into each device's model (energy accrues whether or
 //! not it is connected), out as `Telemetry` through the outbox to the broker, and back as
@@ -26,6 +29,7 @@ pub mod backoff;
 mod broker_smoke;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod device;
 pub mod device_model;
 mod device_task;
@@ -33,8 +37,10 @@ pub mod energy;
 pub mod error;
 pub mod faults;
 pub mod fleet;
+pub mod latency;
 pub mod load_curve;
 mod outbox;
+pub mod run;
 pub mod seed;
 pub mod stats;
 pub mod truth;

@@ -7,6 +7,7 @@
 //! id, which also tolerates a broker that acknowledges out of order.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::device_model::Counters;
 
@@ -23,6 +24,8 @@ pub(crate) enum Tag {
 struct Entry {
     tag: Tag,
     pkid: Option<u16>,
+    /// When the publish was handed to the client, for its publish→PUBACK latency.
+    queued_at: Instant,
 }
 
 /// Publishes handed to the client and not yet acknowledged. Bounded by the request queue
@@ -34,7 +37,11 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn push(&mut self, tag: Tag) {
-        self.entries.push_back(Entry { tag, pkid: None });
+        self.entries.push_back(Entry {
+            tag,
+            pkid: None,
+            queued_at: Instant::now(),
+        });
     }
 
     /// The event loop wrote the next queued publish with packet id `pkid`.
@@ -44,10 +51,13 @@ impl Outbox {
         Some(entry.tag)
     }
 
-    /// The broker acknowledged `pkid`.
-    pub(crate) fn on_acked(&mut self, pkid: u16) -> Option<Tag> {
+    /// The broker acknowledged `pkid`: the publish it confirms and how long that took since
+    /// the publish was queued.
+    pub(crate) fn on_acked(&mut self, pkid: u16) -> Option<(Tag, Duration)> {
         let index = self.entries.iter().position(|e| e.pkid == Some(pkid))?;
-        self.entries.remove(index).map(|e| e.tag)
+        self.entries
+            .remove(index)
+            .map(|e| (e.tag, e.queued_at.elapsed()))
     }
 
     /// The session ended: a clean-session reconnect never retransmits, so nothing queued will
@@ -80,11 +90,12 @@ mod tests {
         outbox.push(reading(3));
         assert_eq!(outbox.on_written(7), Some(reading(1)));
         assert_eq!(outbox.on_written(8), Some(Tag::Other));
-        assert_eq!(outbox.on_acked(8), Some(Tag::Other));
+        let tag = |acked: Option<(Tag, Duration)>| acked.map(|(tag, _)| tag);
+        assert_eq!(tag(outbox.on_acked(8)), Some(Tag::Other));
         assert_eq!(outbox.on_written(9), Some(reading(3)));
-        assert_eq!(outbox.on_acked(7), Some(reading(1)));
+        assert_eq!(tag(outbox.on_acked(7)), Some(reading(1)));
         assert_eq!(outbox.on_acked(7), None, "an ack is attributed once");
-        assert_eq!(outbox.on_acked(9), Some(reading(3)));
+        assert_eq!(tag(outbox.on_acked(9)), Some(reading(3)));
         assert!(outbox.is_empty());
     }
 }

@@ -1,7 +1,13 @@
 //! Fleet-wide counters: atomics every device task bumps, read as a [`FleetStats`] snapshot
-//! cheaply enough to poll every few seconds during a 10,000-device run.
+//! cheaply enough to poll every few seconds during a 10,000-device run, plus the fleet's
+//! publish→PUBACK latency histogram.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::latency::{LatencyRecorder, LatencySummary};
 
 /// Shared live counters; each device holds an `Arc` of the fleet's.
 #[derive(Debug, Default)]
@@ -20,10 +26,11 @@ pub struct FleetCounters {
     publish_queue_full: AtomicU64,
     resets: AtomicU64,
     offline_periods: AtomicU64,
+    publish_ack_latency: LatencyRecorder,
 }
 
 /// A point-in-time view of the fleet's counters; gauges say "now", the rest are totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FleetStats {
     /// Devices with a live MQTT session now.
     pub connected: u64,
@@ -54,6 +61,9 @@ pub struct FleetStats {
     pub resets: u64,
     /// Injected offline periods.
     pub offline_periods: u64,
+    /// Time from handing a reading to the MQTT client to the broker's PUBACK, since the
+    /// start or the last [`Fleet::reset_latency`](crate::Fleet::reset_latency).
+    pub publish_ack_latency: LatencySummary,
 }
 
 /// A counter a device bumps by one.
@@ -119,6 +129,16 @@ impl FleetCounters {
         }
     }
 
+    /// A reading was acknowledged `latency` after it was handed to the client.
+    pub(crate) fn record_ack_latency(&self, latency: Duration) {
+        self.publish_ack_latency.record(latency);
+    }
+
+    /// Forgets the latency samples so far.
+    pub(crate) fn reset_latency(&self) {
+        self.publish_ack_latency.reset();
+    }
+
     /// The counters now. Each is read independently, so totals may be off by the few events
     /// that happened during the read.
     pub fn snapshot(&self) -> FleetStats {
@@ -138,6 +158,7 @@ impl FleetCounters {
             publish_queue_full: read(&self.publish_queue_full),
             resets: read(&self.resets),
             offline_periods: read(&self.offline_periods),
+            publish_ack_latency: self.publish_ack_latency.summary(),
         }
     }
 }

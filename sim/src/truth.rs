@@ -36,6 +36,8 @@ struct BootLedger {
     boot: u32,
     /// Largest counters the broker acknowledged.
     acked: Counters,
+    /// Counters of the first acknowledged reading: the platform's baseline for this boot.
+    first_acked: Option<Counters>,
     /// Largest counters written to the socket, acknowledged or not.
     written: Counters,
     /// The device's counters: final once the boot ended, latest observed otherwise.
@@ -48,6 +50,7 @@ impl BootLedger {
         BootLedger {
             boot,
             acked: zero,
+            first_acked: None,
             written: zero,
             counted: zero,
         }
@@ -69,6 +72,10 @@ pub struct DeviceTruth {
     pub reported_load_wh: u64,
     /// USB Wh the broker acknowledged receiving, summed over boots.
     pub reported_usb_wh: u64,
+    /// Wh (load plus USB) of the first acknowledged reading of each boot, summed. The
+    /// platform takes a unit's first reading, and the first after a reboot (its counters went
+    /// down), as a new baseline and charges nothing for it.
+    pub baseline_wh: u64,
     /// Upper bound of Wh (load plus USB) the platform may have received, counting readings
     /// written before a connection dropped without their PUBACK.
     pub possibly_reported_wh: u64,
@@ -101,6 +108,19 @@ impl DeviceTruth {
     /// Wh (load plus USB) the broker acknowledged: what the platform should bill at least.
     pub fn reported_wh(&self) -> u64 {
         self.reported_load_wh + self.reported_usb_wh
+    }
+
+    /// Wh the platform should have charged: everything acknowledged past each boot's
+    /// baseline. Exact when every reading written was acknowledged; otherwise the platform
+    /// may have charged up to [`Self::unacked_wh`] more.
+    pub fn billable_wh(&self) -> u64 {
+        self.reported_wh().saturating_sub(self.baseline_wh)
+    }
+
+    /// Wh written to the socket whose PUBACK never came: the platform may or may not have
+    /// them.
+    pub fn unacked_wh(&self) -> u64 {
+        self.possibly_reported_wh.saturating_sub(self.reported_wh())
     }
 
     /// The real instants commands arrived, for latency measurement against publish times.
@@ -208,6 +228,8 @@ impl TruthRecorder {
         if let Some(ledger) = self.ledger(boot) {
             ledger.written = ledger.written.max(counters);
             ledger.acked = ledger.acked.max(counters);
+            // QoS 1 publishes are acknowledged in order, so the first ack is the first reading.
+            ledger.first_acked.get_or_insert(counters);
         }
     }
 
@@ -242,6 +264,7 @@ impl TruthRecorder {
             load_on: self.load_on,
             reported_load_wh: sum(|b| b.acked.load_wh),
             reported_usb_wh: sum(|b| b.acked.usb_wh),
+            baseline_wh: sum(|b| b.first_acked.map_or(0, |c| c.total_wh())),
             possibly_reported_wh: sum(|b| b.written.total_wh()),
             unreported_wh_lost_to_reset: ended
                 .iter()
@@ -298,6 +321,12 @@ mod tests {
         truth.on_counted(wh(6, 1));
         let snapshot = truth.snapshot();
         assert_eq!(snapshot.reported_wh(), 12 + 5);
+        assert_eq!(
+            snapshot.baseline_wh,
+            12 + 5,
+            "one reading per boot is all baseline"
+        );
+        assert_eq!(snapshot.billable_wh(), 0);
         assert_eq!(snapshot.unreported_wh_lost_to_reset, 4);
         assert_eq!(snapshot.consumed_wh, 16 + 7);
         let pending_wh = 2;

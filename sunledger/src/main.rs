@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sunledger::{Server, Settings};
 
+mod sim_command;
+
 /// Pay-as-you-go solar platform: MQTT broker, billing engine and gRPC API in one process.
 #[derive(Parser)]
 #[command(version, about)]
@@ -44,6 +46,9 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Simulates devices against a running broker, or registers simulator units in a stopped
+    /// server's database (`--database`) and writes their credentials file.
+    Sim(sim_command::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -156,6 +161,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Unit { database, action } => unit(&database, action),
         Command::Admin { database, action } => admin(&database, action),
+        Command::Sim(args) => sim_command::execute(args),
     }
 }
 

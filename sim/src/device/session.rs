@@ -99,9 +99,12 @@ impl SimDevice {
             Event::Incoming(Packet::SubAck(_)) => Step::Subscribed,
             Event::Incoming(Packet::Publish(publish)) => self.on_publish(&publish),
             Event::Incoming(Packet::PubAck(ack)) => {
-                if let Some(Tag::Reading { boot, counters }) = self.outbox.on_acked(ack.pkid) {
+                if let Some((Tag::Reading { boot, counters }, latency)) =
+                    self.outbox.on_acked(ack.pkid)
+                {
                     self.lock_truth().on_acked(boot, counters);
                     self.counters.bump(Count::TelemetryAcked);
+                    self.counters.record_ack_latency(latency);
                 }
                 Step::Delivered
             }

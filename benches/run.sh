@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs every benchmark in release mode and writes benches/RESULTS.md.
+#
+#   benches/run.sh [devices] [seconds_per_phase]
+#
+# engine-throughput (100,000 accounts; then 10,000 vs 1,000,000 for scale), e2e (the whole
+# server in-process under a simulated fleet), and relay: the same fleet against Mosquitto
+# (installed with apt-get if missing; skipped with a note if that fails). Run one at a time
+# on an otherwise idle machine: every figure is CPU-bound.
+set -euo pipefail
+
+devices=${1:-10000}
+seconds=${2:-20}
+root=$(cd "$(dirname "$0")/.." && pwd)
+results="$root/benches/RESULTS.md"
+target=${CARGO_TARGET_DIR:-$root/target}
+bin="$target/release"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cd "$root"
+cargo build --release --locked -p sunledger-benches
+log() { echo "== $*" >&2; }
+
+log "engine-throughput, 100,000 accounts"
+"$bin/engine-throughput" 100000 5 | tee "$work/engine.txt"
+log "engine-throughput scale: 10,000 vs 1,000,000 accounts"
+"$bin/engine-throughput" 10000 5 | tee "$work/engine-10k.txt"
+"$bin/engine-throughput" 1000000 3 | tee "$work/engine-1m.txt"
+log "e2e, $devices devices, $seconds s per phase"
+"$bin/e2e" "$devices" "$seconds" | tee "$work/e2e.txt"
+
+relay_line="not run"
+if ! command -v mosquitto >/dev/null; then
+    log "installing mosquitto"
+    (apt-get install -y mosquitto >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 && apt-get install -y mosquitto >/dev/null 2>&1; }) ||
+        relay_line="skipped: mosquitto could not be installed"
+fi
+if command -v mosquitto >/dev/null; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$work/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+max_inflight_messages 100
+persistence false
+EOF
+    # Mosquitto takes its open-file limit from the shell; one descriptor per device.
+    ulimit -n "$(ulimit -Hn)" || true
+    mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+    mosquitto_pid=$!
+    sleep 1
+    log "relay against mosquitto on 127.0.0.1:$port"
+    "$bin/relay" "127.0.0.1:$port" "$devices" "$seconds" | tee "$work/relay.txt"
+    kill "$mosquitto_pid"
+    wait "$mosquitto_pid" 2>/dev/null || true
+    relay_line=$(grep '^relay ' "$work/relay.txt" || echo "relay printed no figure")
+fi
+
+# One figure from a run's output: the first match of a sed expression.
+figure() { sed -nE "$2" "$1" | head -n1; }
+engine_rate() { figure "$1" 's/.*median ([0-9]+) readings\/s.*/\1/p'; }
+engine_load() { figure "$1" 's/^loaded ([0-9]+) accounts in ([0-9.]+) s; resident hot state ([0-9]+) bytes.*/\2 s, \3 B\/account/p'; }
+e2e_row() { figure "$work/e2e.txt" "s/^\| $1 +\| (.*) \|$/\1/p"; }
+
+stored_max=$(e2e_row '\[max\] stored by the platform' | grep -oE '^[0-9]+' || echo 0)
+relayed=$(sed -nE 's/.*relayed ([0-9]+) msgs\/s.*/\1/p' "$work/relay.txt" 2>/dev/null | head -n1)
+ratio="n/a"
+if [ -n "${relayed:-}" ] && [ "$relayed" -gt 0 ]; then
+    ratio=$(python3 -c "print(f'{$stored_max / $relayed:.2f}')")
+fi
+
+{
+    echo "# Benchmark results"
+    echo
+    echo "Written by \`benches/run.sh $devices $seconds\`; see README.md, Benchmarks."
+    echo
+    echo "| | |"
+    echo "|---|---|"
+    echo "| machine | $(nproc) CPUs, $(sed -nE 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM |"
+    echo "| date | $(date -u +%Y-%m-%dT%H:%MZ) |"
+    echo "| git commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown) |"
+    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s (one partition, durable) |"
+    echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s |"
+    echo "| engine 1,000,000 accounts: load, memory / throughput | $(engine_load "$work/engine-1m.txt") / $(engine_rate "$work/engine-1m.txt") readings/s |"
+    sed -nE '/^\| figure/,$ { /^\|(-| figure)/d; s/^\| ([^|]*[^ |]) +\| (.*) \|$/| e2e: \1 | \2 |/p }' "$work/e2e.txt"
+    echo "| Mosquitto bare relay | $relay_line |"
+    echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s | $ratio |"
+} >"$results"
+log "wrote $results"
+cat "$results"

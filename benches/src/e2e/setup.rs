@@ -1,0 +1,97 @@
+//! Bringing the whole platform up in-process for the benchmark: the real server on free
+//! loopback ports with a temporary database, units registered, a usage account opened for
+//! each, and the simulated fleet connected.
+
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use sunledger::{Server, Settings};
+use sunledger_billing::account::AccountSetup;
+use sunledger_billing::account_record::AccountOpening;
+use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_sim::{DeviceCredentials, Fleet};
+use sunledger_tests::free_addr;
+
+/// Threads opening accounts at once: each `open_account` is a durable commit, and concurrent
+/// calls share group commits in the partition.
+const ACCOUNT_OPENERS: usize = 32;
+/// How long the fleet may go without one more device connecting before the benchmark gives
+/// up waiting for the rest.
+const CONNECT_STALL_MAX: Duration = Duration::from_secs(30);
+
+/// Starts the server with production defaults, except loopback ports and a fresh database.
+pub async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
+    let mut settings = Settings {
+        database_path: dir.join("sunledger.redb"),
+        grpc_listen: free_addr(),
+        metrics_listen: free_addr(),
+        ..Settings::default()
+    };
+    settings.broker.listen = free_addr();
+    Server::start(settings).await
+}
+
+/// Registers `serials` and returns their credentials.
+pub fn register(server: &Server, serials: &[String]) -> anyhow::Result<Vec<DeviceCredentials>> {
+    serials
+        .iter()
+        .map(|serial| {
+            let secret = server.register_unit(serial)?;
+            Ok(DeviceCredentials {
+                serial: serial.clone(),
+                secret: secret.expose().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Opens a funded usage-tariff account for every serial, without automatic switch-off, so
+/// every reading is metered, charged and journaled and no load command interferes.
+pub fn open_accounts(server: &Server, serials: &[String]) -> anyhow::Result<()> {
+    let mut terms = PlanTerms::new(Tariff::Usage {
+        price_per_kwh: Decimal::new(150, 2),
+    });
+    terms.auto_switch_off = false;
+    let opening = AccountOpening {
+        org: "bench".into(),
+        tz: chrono_tz::Tz::Africa__Nairobi,
+        terms,
+        setup: AccountSetup::default(),
+    };
+    let engine = server.engine();
+    let chunk = serials.len().div_ceil(ACCOUNT_OPENERS).max(1);
+    std::thread::scope(|scope| {
+        let openers: Vec<_> = serials
+            .chunks(chunk)
+            .map(|serials| {
+                let opening = opening.clone();
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for serial in serials {
+                        engine.open_account(serial, opening.clone())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        openers
+            .into_iter()
+            .try_for_each(|opener| opener.join().expect("account opener panicked"))
+    })
+}
+
+/// Waits until every device of `fleet` is connected, or until none more connected for
+/// [`CONNECT_STALL_MAX`]; returns how many are connected and how long it took.
+pub async fn wait_connected(fleet: &Fleet) -> (u64, Duration) {
+    let started = Instant::now();
+    let mut best = (0, Instant::now());
+    loop {
+        let connected = fleet.snapshot().connected;
+        if connected as usize >= fleet.len() || best.1.elapsed() > CONNECT_STALL_MAX {
+            return (connected, started.elapsed());
+        }
+        if connected > best.0 {
+            best = (connected, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared pieces of the benchmark binaries, which print figures rather than assert them:
+//!
+//! - [`process`]: this process's resident memory and open-file limit, which every
+//!   benchmark that holds many accounts or connections reports.
+//!
+//! The binaries: `engine-throughput` (one billing partition alone), `e2e` (the whole server
+//! in-process under a simulated fleet), `relay` (the same fleet against an external broker,
+//! for comparison). `run.sh` runs them all and writes `RESULTS.md`.
+
+pub mod process;
+
+/// Report interval while a benchmark fleet connects: a connect storm under full telemetry
+/// load times CONNECTs out (the broker is busy relaying), so fleets connect calmly first and
+/// then speed up with `Fleet::set_report_interval`.
+pub const CONNECT_INTERVAL_MS: u64 = 10_000;

@@ -1,0 +1,107 @@
+//! Benchmark: the simulator fleet against an external MQTT broker (e.g. Mosquitto), with no
+//! billing behind it, as the yardstick for `e2e`: one subscriber on every device's telemetry
+//! topic counts the messages the broker relays per second.
+//!
+//! Run: `cargo run --release -p sunledger-benches --bin relay -- host:port [devices] [seconds]
+//! [interval_ms]` (defaults 10000 devices, 20 s, a report every 250 ms per device). The broker
+//! must accept anonymous clients with any client id and password, as `benches/run.sh`'s
+//! Mosquitto configuration does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sunledger_benches::CONNECT_INTERVAL_MS;
+use sunledger_benches::process::raise_fd_limit;
+use sunledger_proto::topic::ALL_TELEMETRY;
+use sunledger_sim::{DeviceCredentials, Fleet, SimConfig};
+
+/// Time given to the fleet after connecting before measuring.
+const WARM_UP: Duration = Duration::from_secs(3);
+/// How long to wait for the fleet to connect.
+const CONNECT_WAIT_MAX: Duration = Duration::from_secs(120);
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let broker = args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: relay host:port [devices] [seconds] [interval_ms]")
+    })?;
+    let mut arg = |default: u64| -> anyhow::Result<u64> {
+        Ok(args
+            .next()
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(default))
+    };
+    let (devices, seconds, interval_ms) = (arg(10_000)? as usize, arg(20)?, arg(250)?);
+    let (host, port) = broker
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("{broker} is not host:port"))?;
+    let fd = raise_fd_limit(devices as u64 + 1024)?;
+    println!(
+        "open-file limit: {} -> {} (hard {})",
+        fd.before, fd.after, fd.hard
+    );
+
+    let received = Arc::new(AtomicU64::new(0));
+    subscribe(host, port.parse()?, Arc::clone(&received)).await?;
+    let config = SimConfig {
+        broker_host: host.to_owned(),
+        broker_port: port.parse()?,
+        report_interval_ms: CONNECT_INTERVAL_MS,
+        ..SimConfig::default()
+    };
+    let credentials = (1..=devices)
+        .map(|n| DeviceCredentials {
+            serial: format!("RELAY-{n:06}"),
+            secret: "anonymous".to_owned(),
+        })
+        .collect();
+    let mut fleet = Fleet::start(config, credentials)?;
+    let started = Instant::now();
+    while (fleet.snapshot().connected as usize) < devices && started.elapsed() < CONNECT_WAIT_MAX {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connected = fleet.snapshot().connected;
+    println!(
+        "{connected} of {devices} devices connected in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    fleet.set_report_interval(Duration::from_millis(interval_ms));
+    tokio::time::sleep(WARM_UP).await;
+    let (before, window_start) = (received.load(Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let relayed_per_s =
+        (received.load(Ordering::Relaxed) - before) as f64 / window_start.elapsed().as_secs_f64();
+    fleet.shutdown().await;
+    println!(
+        "relay {broker}: {connected} of {devices} devices connected; offered {:.0} msgs/s; relayed {relayed_per_s:.0} msgs/s",
+        connected as f64 * 1000.0 / interval_ms as f64
+    );
+    Ok(())
+}
+
+/// Connects the counting subscriber and returns once its subscription is acknowledged.
+async fn subscribe(host: &str, port: u16, received: Arc<AtomicU64>) -> anyhow::Result<()> {
+    let mut options = MqttOptions::new("relay-bench-subscriber", host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    client.subscribe(ALL_TELEMETRY, QoS::AtMostOnce).await?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+            break;
+        }
+    }
+    tokio::spawn(async move {
+        // The client must outlive the loop, or the event loop sees its requests channel close.
+        let _client = client;
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::Publish(_)) = event {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok(())
+}

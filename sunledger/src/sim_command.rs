@@ -1,0 +1,334 @@
+//! `sunledger sim`: the load simulator against a running server's broker, or, with
+//! `--database`, registering simulator units in a stopped server's database and writing the
+//! credentials file that later runs log in with. The run itself is `sunledger_sim::run`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sunledger_billing::store::{Store, StoreError};
+use sunledger_sim::credentials::{format_credentials, parse_credentials};
+use sunledger_sim::run::{Progress, RunLimits, RunSummary, run};
+use sunledger_sim::{DeviceCredentials, SimConfig};
+
+/// Devices registered with `--database` when `--devices` is not given.
+const REGISTER_DEVICES_DEFAULT: usize = 100;
+/// Time between two progress lines.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Options of `sunledger sim`.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// MQTT broker as host:port [default: 127.0.0.1:1883, or the --config file's].
+    #[arg(long)]
+    broker: Option<String>,
+    /// Credentials file, one `serial,secret` a line (`#` comments): read to run, written
+    /// with --database.
+    #[arg(long, default_value = "sim-credentials.txt")]
+    credentials: PathBuf,
+    /// A STOPPED server's redb file: registers (or re-keys) units SIM-000001.. and writes
+    /// the credentials file instead of running.
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Devices to register, or to run from the credentials file [default: all in the file;
+    /// 100 with --database].
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Seconds to run before a clean shutdown (Ctrl-C stops earlier).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Milliseconds between two reports of one device.
+    #[arg(long)]
+    report_interval_ms: Option<u64>,
+    /// Simulated seconds per real second.
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Seed of every random choice; the same seed replays a run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Chance per report that a device drops off the network for a while.
+    #[arg(long)]
+    offline_rate: Option<f64>,
+    /// Chance per report that a device reboots (counters restart).
+    #[arg(long)]
+    reset_rate: Option<f64>,
+    /// Chance per report that a reading is sent twice.
+    #[arg(long)]
+    duplicate_rate: Option<f64>,
+    /// Chance per report that garbage is also sent on the telemetry topic.
+    #[arg(long)]
+    malformed_rate: Option<f64>,
+    /// SimConfig TOML file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Prints the final summary as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the subcommand on its own runtime.
+pub fn execute(args: SimArgs) -> anyhow::Result<()> {
+    if let Some(database) = &args.database {
+        let devices = args.devices.unwrap_or(REGISTER_DEVICES_DEFAULT);
+        let credentials = register_units(database, devices)?;
+        write_credentials(&args.credentials, &credentials)?;
+        println!(
+            "registered {devices} units SIM-000001.. in {}; credentials in {}\nstart the server, then run: sunledger sim --credentials {}",
+            database.display(),
+            args.credentials.display(),
+            args.credentials.display()
+        );
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let summary = runtime.block_on(simulate(&args, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    print_summary(&summary, args.json)
+}
+
+/// Reads the credentials and configuration and runs the fleet until the duration passes or
+/// `stop` completes, printing progress on stderr.
+pub async fn simulate(
+    args: &SimArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<RunSummary> {
+    let config = args.sim_config()?;
+    let text = std::fs::read_to_string(&args.credentials)
+        .with_context(|| format!("reading {}", args.credentials.display()))?;
+    let mut credentials =
+        parse_credentials(&text).with_context(|| format!("in {}", args.credentials.display()))?;
+    credentials.truncate(args.devices.unwrap_or(credentials.len()));
+    eprintln!(
+        "sim: {} devices against {}:{} for {} s (seed {})",
+        credentials.len(),
+        config.broker_host,
+        config.broker_port,
+        args.duration,
+        config.seed
+    );
+    let limits = RunLimits {
+        duration: Duration::from_secs(args.duration),
+        progress_interval: PROGRESS_INTERVAL,
+    };
+    let mut status = StatusLine::new();
+    let summary = run(config, credentials, limits, stop, |p| status.show(p)).await?;
+    status.finish();
+    Ok(summary)
+}
+
+impl SimArgs {
+    /// The configuration file (or defaults) with every given flag applied, validated.
+    fn sim_config(&self) -> anyhow::Result<SimConfig> {
+        let mut config = match &self.config {
+            Some(path) => SimConfig::from_toml_str(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("parsing {}", path.display()))?,
+            None => SimConfig::default(),
+        };
+        if let Some(broker) = &self.broker {
+            let (host, port) = broker
+                .rsplit_once(':')
+                .with_context(|| format!("--broker {broker:?} is not host:port"))?;
+            config.broker_host = host.trim_matches(['[', ']']).to_owned();
+            config.broker_port = port
+                .parse()
+                .with_context(|| format!("--broker {broker:?}: bad port"))?;
+        }
+        let set = |target: &mut _, flag: Option<_>| {
+            if let Some(value) = flag {
+                *target = value;
+            }
+        };
+        set(&mut config.report_interval_ms, self.report_interval_ms);
+        set(&mut config.seed, self.seed);
+        let faults = &mut config.faults;
+        for (target, flag) in [
+            (&mut faults.offline_per_report, self.offline_rate),
+            (&mut faults.reset_per_report, self.reset_rate),
+            (&mut faults.duplicate_per_report, self.duplicate_rate),
+            (&mut faults.malformed_per_report, self.malformed_rate),
+            (&mut config.time_scale, self.time_scale),
+        ] {
+            if let Some(value) = flag {
+                *target = value;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Registers `devices` units SIM-000001.. in a stopped server's database, re-keying those
+/// that exist (a secret is stored only hashed, so an old one cannot be recovered).
+fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceCredentials>> {
+    let store = Store::open(database)
+        .with_context(|| format!("opening {} (is the server running?)", database.display()))?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    (1..=devices)
+        .map(|n| {
+            let serial = format!("SIM-{n:06}");
+            let secret = match store.register_unit(&serial, now_ms) {
+                Ok((_, secret)) => secret,
+                Err(StoreError::UnitExists(_)) => store.rotate_secret(&serial)?.1,
+                Err(error) => return Err(error.into()),
+            };
+            Ok(DeviceCredentials {
+                serial,
+                secret: secret.expose().to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn write_credentials(path: &Path, credentials: &[DeviceCredentials]) -> anyhow::Result<()> {
+    std::fs::write(path, format_credentials(credentials))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_summary(summary: &RunSummary, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, summary)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", summary.table())?;
+    }
+    Ok(())
+}
+
+/// The live progress line on stderr: rewritten in place on a terminal, one line per report
+/// otherwise (logs and pipes keep every line).
+struct StatusLine {
+    terminal: bool,
+    shown: bool,
+}
+
+impl StatusLine {
+    fn new() -> StatusLine {
+        StatusLine {
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, progress: &Progress) {
+        let mut err = std::io::stderr().lock();
+        // A lost progress line is not worth failing the run for.
+        let _ = match self.terminal {
+            true => write!(err, "\r\x1b[2K{}", progress.line()).and_then(|()| err.flush()),
+            false => writeln!(err, "{}", progress.line()),
+        };
+        self.shown = true;
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.shown {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use sunledger::{Server, Settings};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn args(extra: &[&str]) -> SimArgs {
+        let argv = ["sim"].iter().chain(extra);
+        Cli::try_parse_from(argv).expect("valid flags").sim
+    }
+
+    fn free_addr() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_config_file_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sim.toml");
+        std::fs::write(&file, "seed = 9\nreport_interval_ms = 50\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = args(&["--config", path, "--broker", "10.0.0.1:1999", "--seed", "4"])
+            .sim_config()
+            .unwrap();
+        assert_eq!((config.seed, config.report_interval_ms), (4, 50));
+        assert_eq!(
+            (config.broker_host.as_str(), config.broker_port),
+            ("10.0.0.1", 1999)
+        );
+        assert!(args(&["--reset-rate", "2"]).sim_config().is_err());
+        assert!(args(&["--broker", "nohost"]).sim_config().is_err());
+    }
+
+    #[test]
+    fn database_mode_registers_then_rekeys_and_writes_a_parsable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("s.redb");
+        let first = register_units(&database, 3).unwrap();
+        let again = register_units(&database, 3).unwrap();
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[2].serial, "SIM-000003");
+        assert_ne!(
+            first[0].secret, again[0].secret,
+            "existing units are re-keyed"
+        );
+        let file = dir.path().join("creds.txt");
+        write_credentials(&file, &again).unwrap();
+        let parsed = parse_credentials(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(parsed, again);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_run_against_the_real_server_reports_and_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
+        let settings = Settings::for_tests(dir.path().join("db.redb"), mqtt, grpc, metrics);
+        let server = Server::start(settings).await.unwrap();
+        let credentials: Vec<_> = (1..=3)
+            .map(|n| {
+                let serial = format!("SIM-{n:06}");
+                let secret = server.register_unit(&serial).unwrap().expose().to_owned();
+                DeviceCredentials { serial, secret }
+            })
+            .collect();
+        let file = dir.path().join("creds.txt");
+        write_credentials(&file, &credentials).unwrap();
+        let broker = mqtt.to_string();
+        let args = args(&[
+            "--broker",
+            &broker,
+            "--credentials",
+            file.to_str().unwrap(),
+            "--duration",
+            "3",
+            "--report-interval-ms",
+            "200",
+        ]);
+        let summary = simulate(&args, std::future::pending()).await.unwrap();
+        assert_eq!(summary.devices, 3);
+        assert!(summary.totals.telemetry_acked >= 3 * 5, "{summary:?}");
+        assert_eq!(
+            summary.publish_ack_latency_ms.p50 > 0.0,
+            summary.totals.publish_ack_latency.count > 0
+        );
+        assert_eq!(summary.totals.auth_failures, 0);
+        for device in &credentials {
+            let state = server.store().unit_state(&device.serial).unwrap();
+            assert!(state.is_some_and(|s| s.meter.is_some_and(|m| m.seq >= 5)));
+        }
+        server.shutdown().await;
+    }
+}
