@@ -48,14 +48,7 @@ struct Phase {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut arg = |default: u64| -> anyhow::Result<u64> {
-        Ok(args
-            .next()
-            .map(|a| a.parse())
-            .transpose()?
-            .unwrap_or(default))
-    };
+    let mut arg = sunledger_benches::numeric_args(std::env::args().skip(1));
     let (devices, seconds, interval_ms) = (arg(10_000)? as usize, arg(20)?, arg(250)?);
     let window = Duration::from_secs(seconds);
     let fds_wanted = 2 * (devices + PROBES) as u64 + FD_SPARE;

@@ -26,14 +26,10 @@ use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitRecord, UnitStat
 use sunledger_proto::device::Telemetry;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let units: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let rounds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
-    let batch_events: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8_192);
+    let mut arg = sunledger_benches::numeric_args(std::env::args().skip(1));
+    let units = usize::try_from(arg(100_000)?)?;
+    let rounds = arg(5)?;
+    let batch_events = usize::try_from(arg(8_192)?)?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&dir.path().join("bench.redb"))?);
     let secret_hash = DeviceSecret::generate().hash();

@@ -13,3 +13,17 @@ pub mod process;
 /// load times CONNECTs out (the broker is busy relaying), so fleets connect calmly first and
 /// then speed up with `Fleet::set_report_interval`.
 pub const CONNECT_INTERVAL_MS: u64 = 10_000;
+
+/// Reads the positional numeric arguments of a benchmark binary one at a time: each call
+/// takes the next argument, or `default` when there are no more; a non-number is an error.
+pub fn numeric_args(
+    mut args: impl Iterator<Item = String>,
+) -> impl FnMut(u64) -> anyhow::Result<u64> {
+    move |default| {
+        Ok(args
+            .next()
+            .map(|arg| arg.parse())
+            .transpose()?
+            .unwrap_or(default))
+    }
+}

@@ -28,13 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let broker = args.next().ok_or_else(|| {
         anyhow::anyhow!("usage: relay host:port [devices] [seconds] [interval_ms]")
     })?;
-    let mut arg = |default: u64| -> anyhow::Result<u64> {
-        Ok(args
-            .next()
-            .map(|a| a.parse())
-            .transpose()?
-            .unwrap_or(default))
-    };
+    let mut arg = sunledger_benches::numeric_args(args);
     let (devices, seconds, interval_ms) = (arg(10_000)? as usize, arg(20)?, arg(250)?);
     let (host, port) = broker
         .rsplit_once(':')

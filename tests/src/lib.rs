@@ -13,8 +13,13 @@ pub mod burst;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use prost::Message;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use sunledger::{Server, Settings};
+use sunledger_billing::account::AccountSetup;
+use sunledger_billing::account_record::{AccountOpening, AccountRecord};
+use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::{TopicKind, device_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -42,6 +47,27 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Opens a usage account (`price_per_kwh`, automatic switch-off, limit 0) for `serial`
+    /// in `org` straight through the engine, for tests about devices and billing rather
+    /// than registration.
+    pub fn open_usage_account(
+        &self,
+        serial: &str,
+        org: &str,
+        price_per_kwh: rust_decimal::Decimal,
+    ) -> AccountRecord {
+        let mut terms = PlanTerms::new(Tariff::Usage { price_per_kwh });
+        terms.auto_switch_off = true;
+        let opening = AccountOpening {
+            org: org.into(),
+            tz: chrono_tz::Tz::Africa__Nairobi,
+            terms,
+            setup: AccountSetup::default(),
+        };
+        tokio::task::block_in_place(|| self.server.engine().open_account(serial, opening))
+            .expect("account opened")
+    }
+
     /// Starts a server on a fresh database.
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -286,6 +312,20 @@ impl Device {
                 _ => {}
             }
         }
+    }
+
+    /// Publishes a protobuf reading of `load_wh` cumulative load watt-hours as reading `seq`
+    /// of boot 1, ten minutes after the previous one, as a device's firmware does.
+    pub async fn report(&self, seq: u64, load_wh: u64) {
+        let reading = Telemetry {
+            seq,
+            ts: 1_780_000_000 + seq as i64 * 600,
+            load_wh,
+            boot: 1,
+            ..Telemetry::default()
+        };
+        self.publish(TopicKind::Telemetry, reading.encode_to_vec())
+            .await;
     }
 
     /// Publishes `payload` at QoS 1 on this device's topic of `kind`.

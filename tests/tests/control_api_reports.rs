@@ -12,11 +12,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prost::Message;
 use rust_decimal::Decimal;
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::ApprovalStatus;
-use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::TopicKind;
 use sunledger_tests::api::{Api, Org, assert_invalid, install, register_unit, usage_plan};
 use sunledger_tests::{Device, TestServer};
@@ -159,18 +157,8 @@ async fn run_scenario(server: &TestServer, org: &Org) {
     let mut device = Device::connect(server.mqtt, "SL-RPT-3", &secrets[2], None);
     device.expect_connected().await;
     device.publish(TopicKind::Status, "online").await;
-    for (seq, load_wh) in [(1, 0), (2, 10)] {
-        let reading = Telemetry {
-            seq,
-            ts: 1_780_000_000 + seq as i64 * 600,
-            load_wh,
-            boot: 1,
-            ..Telemetry::default()
-        };
-        device
-            .publish(TopicKind::Telemetry, reading.encode_to_vec())
-            .await;
-    }
+    device.report(1, 0).await;
+    device.report(2, 10).await;
     server
         .wait_for_account("SL-RPT-3", |record| {
             record.account.balance() == Decimal::new(-100, 2)

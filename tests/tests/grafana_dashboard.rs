@@ -7,18 +7,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use prost::Message;
 use rust_decimal::Decimal;
-use sunledger_billing::account::{AccountSetup, Payment, Reversal};
-use sunledger_billing::account_record::{AccountOpening, Movement};
+use sunledger_billing::account::{Payment, Reversal};
+use sunledger_billing::account_record::Movement;
 use sunledger_billing::clock::SystemClock;
 use sunledger_billing::ledger::PaymentChannel;
-use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_control_api::{Directory, NewOrganisation};
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::team_client::TeamClient;
-use sunledger_proto::device::{Command, CommandAck, Telemetry};
+use sunledger_proto::device::{LoadState, Reason};
 use sunledger_proto::topic::TopicKind;
+use sunledger_tests::api::acknowledge_command;
 use sunledger_tests::{Device, Seen, TestServer, scrape};
 use tonic::Code;
 
@@ -60,44 +59,17 @@ fn exported_metrics(scrape: &str) -> BTreeSet<String> {
 
 async fn run_through_a_day(server: &TestServer) {
     let secret = server.register(SERIAL);
-    let mut terms = PlanTerms::new(Tariff::Usage {
-        price_per_kwh: Decimal::new(100, 0),
-    });
-    terms.auto_switch_off = true;
-    let opening = AccountOpening {
-        org: "org-grafana".into(),
-        tz: chrono_tz::Tz::Africa__Nairobi,
-        terms,
-        setup: AccountSetup::default(),
-    };
+    server.open_usage_account(SERIAL, "org-grafana", Decimal::new(100, 0));
     let engine = server.server.engine_handle();
-    tokio::task::block_in_place(|| engine.open_account(SERIAL, opening)).expect("account");
 
     let mut device = Device::connect(server.mqtt, SERIAL, &secret, None);
     device.expect_connected().await;
     device.publish(TopicKind::Status, "online").await;
     device.subscribe_commands_of(SERIAL).await;
     assert!(matches!(device.next().await, Seen::Subscribed));
-    let (_, payload, _) = device.next_message().await;
-    let command = Command::decode(payload.as_slice()).expect("command");
-    let ack = CommandAck {
-        cmd_id: command.cmd_id,
-        load: command.load,
-        ..CommandAck::default()
-    };
-    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
-    for (seq, load_wh) in [(1, 0), (2, 30)] {
-        let reading = Telemetry {
-            seq,
-            ts: 1_780_000_000 + seq as i64 * 600,
-            load_wh,
-            boot: 1,
-            ..Telemetry::default()
-        };
-        device
-            .publish(TopicKind::Telemetry, reading.encode_to_vec())
-            .await;
-    }
+    acknowledge_command(&mut device, LoadState::On, Reason::CreditRestored).await;
+    device.report(1, 0).await;
+    device.report(2, 30).await;
     device
         .publish(TopicKind::Telemetry, b"\xff not protobuf".to_vec())
         .await;

@@ -2,14 +2,12 @@
 //! counters over MQTT, the balance falls with each reading (a redelivered reading is not charged
 //! again), the load is switched OFF when credit runs out, and switched back ON by a payment.
 
-use prost::Message;
 use rust_decimal::Decimal;
-use sunledger_billing::account::{AccountSetup, Payment};
-use sunledger_billing::account_record::{AccountOpening, Movement, Receipt};
+use sunledger_billing::account::Payment;
+use sunledger_billing::account_record::{Movement, Receipt};
 use sunledger_billing::ledger::{EntryKind, PaymentChannel};
-use sunledger_billing::tariff::{PlanTerms, Tariff};
-use sunledger_proto::device::{Command, CommandAck, LoadState, Reason, Telemetry};
-use sunledger_proto::topic::TopicKind;
+use sunledger_proto::device::{LoadState, Reason};
+use sunledger_tests::api::acknowledge_command;
 use sunledger_tests::{Device, Seen, TestServer};
 
 const SERIAL: &str = "SL-PAY-1";
@@ -30,55 +28,18 @@ fn pay(server: &TestServer, cents: i64, provider_ref: &str) -> Receipt {
     .expect("payment recorded")
 }
 
-async fn report(device: &Device, seq: u64, load_wh: u64) {
-    let reading = Telemetry {
-        seq,
-        ts: 1_780_000_000 + seq as i64 * 600,
-        load_wh,
-        boot: 1,
-        ..Telemetry::default()
-    };
-    device
-        .publish(TopicKind::Telemetry, reading.encode_to_vec())
-        .await;
-}
-
-async fn expect_command(device: &mut Device, load: LoadState, reason: Reason) -> Command {
-    let (_, payload, _) = device.next_message().await;
-    let command = Command::decode(payload.as_slice()).expect("a protobuf Command");
-    assert_eq!((command.load(), command.reason()), (load, reason));
-    let ack = CommandAck {
-        cmd_id: command.cmd_id,
-        load: command.load,
-        ..CommandAck::default()
-    };
-    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
-    command
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_consume_switch_off_pay_again_switch_on() {
     let server = TestServer::start().await;
     let secret = server.register(SERIAL);
     // 100 per kWh: each 10 Wh costs 1.00.
-    let mut terms = PlanTerms::new(Tariff::Usage {
-        price_per_kwh: Decimal::new(100, 0),
-    });
-    terms.auto_switch_off = true;
-    let opening = AccountOpening {
-        org: "org-e2e".into(),
-        tz: chrono_tz::Tz::Africa__Nairobi,
-        terms,
-        setup: AccountSetup::default(),
-    };
-    tokio::task::block_in_place(|| server.server.engine().open_account(SERIAL, opening))
-        .expect("account opened");
+    server.open_usage_account(SERIAL, "org-e2e", Decimal::new(100, 0));
 
     let mut device = Device::connect(server.mqtt, SERIAL, &secret, None);
     device.expect_connected().await;
     device.subscribe_commands_of(SERIAL).await;
     assert!(matches!(device.next().await, Seen::Subscribed));
-    let first = expect_command(&mut device, LoadState::On, Reason::CreditRestored).await;
+    let first = acknowledge_command(&mut device, LoadState::On, Reason::CreditRestored).await;
 
     let receipt = pay(&server, 150, "MP-0001");
     assert_eq!(receipt.account.account.balance(), Decimal::new(150, 2));
@@ -87,16 +48,16 @@ async fn pay_consume_switch_off_pay_again_switch_on() {
         "same reference, one payment"
     );
 
-    report(&device, 1, 0).await;
-    report(&device, 2, 10).await;
+    device.report(1, 0).await;
+    device.report(2, 10).await;
     server
         .wait_for_account(SERIAL, |record| {
             record.account.balance() == Decimal::new(50, 2)
         })
         .await;
-    report(&device, 2, 10).await;
-    report(&device, 3, 20).await;
-    let off = expect_command(&mut device, LoadState::Off, Reason::CreditExhausted).await;
+    device.report(2, 10).await;
+    device.report(3, 20).await;
+    let off = acknowledge_command(&mut device, LoadState::Off, Reason::CreditExhausted).await;
     assert_eq!(off.cmd_id, first.cmd_id + 1);
     let record = server
         .wait_for_account(SERIAL, |record| record.ledger_len == 3)
@@ -109,7 +70,7 @@ async fn pay_consume_switch_off_pay_again_switch_on() {
 
     let receipt = pay(&server, 100, "MP-0002");
     assert_eq!(receipt.account.account.balance(), Decimal::new(50, 2));
-    let on = expect_command(&mut device, LoadState::On, Reason::CreditRestored).await;
+    let on = acknowledge_command(&mut device, LoadState::On, Reason::CreditRestored).await;
     assert_eq!(on.cmd_id, off.cmd_id + 1);
     server
         .wait_for_state(SERIAL, |state| {
