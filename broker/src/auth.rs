@@ -2,10 +2,14 @@
 //!
 //! A device connects with client id = username = its serial and password = its device secret.
 //! The broker asks a [`CredentialCheck`] (implemented by the unit store) and refuses the
-//! CONNECT unless the verdict is [`Verdict::Allowed`]. Refusals are counted by reason in
-//! `sunledger_broker_connect_refused_total`.
+//! CONNECT unless the verdict is [`Verdict::Allowed`]. A client id that keeps failing is
+//! locked out for a while ([`CONNECT_LIMIT`]) and refused unchecked. Refusals are counted by
+//! reason in `sunledger_broker_connect_refused_total` (`rate_limited` for lockouts).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::failure_limit::{FailureLimiter, LimitPolicy};
 
 use sunledger_proto::topic::validate_serial;
 
@@ -40,9 +44,39 @@ pub trait CredentialCheck: Send + Sync + 'static {
     fn verify(&self, serial: &str, secret: &str) -> Verdict;
 }
 
-/// Decides a CONNECT: identity fields must agree and be a well-formed serial, then the store
-/// verifies the secret.
+/// Failed CONNECTs per client id: a unit with a wrong secret retrying every few seconds is
+/// refused unchecked after 5 failures, for 1 s doubling up to 5 minutes.
+pub const CONNECT_LIMIT: LimitPolicy = LimitPolicy {
+    free_failures: 5,
+    first_lockout: Duration::from_secs(1),
+    max_lockout: Duration::from_secs(300),
+    max_keys: 100_000,
+};
+
+/// Decides a CONNECT: a locked-out client id is refused, identity fields must agree and be a
+/// well-formed serial, then the store verifies the secret.
 pub(crate) fn authorise(
+    check: &dyn CredentialCheck,
+    limiter: &FailureLimiter<String>,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> bool {
+    let now = Instant::now();
+    if limiter.is_locked_out(&client_id.to_owned(), now) {
+        metrics::counter!("sunledger_broker_connect_refused_total", "reason" => "rate_limited")
+            .increment(1);
+        return false;
+    }
+    let allowed = verify_connect(check, client_id, username, password);
+    match allowed {
+        true => limiter.succeeded(&client_id.to_owned()),
+        false => limiter.failed(client_id.to_owned(), now),
+    }
+    allowed
+}
+
+fn verify_connect(
     check: &dyn CredentialCheck,
     client_id: &str,
     username: &str,
@@ -73,8 +107,15 @@ pub(crate) fn authorise(
 pub(crate) fn handler(
     check: Arc<dyn CredentialCheck>,
 ) -> impl Fn(String, String, String) -> std::future::Ready<bool> + Send + Sync + 'static {
+    let limiter = FailureLimiter::new(CONNECT_LIMIT);
     move |client_id, username, password| {
-        std::future::ready(authorise(check.as_ref(), &client_id, &username, &password))
+        std::future::ready(authorise(
+            check.as_ref(),
+            &limiter,
+            &client_id,
+            &username,
+            &password,
+        ))
     }
 }
 
@@ -103,12 +144,25 @@ mod tests {
             ("S/L", "S/L", "s3cret", false),
             ("", "", "", false),
         ];
+        let limiter = FailureLimiter::new(CONNECT_LIMIT);
         for (client_id, username, password, allowed) in cases {
             assert_eq!(
-                authorise(&OneUnit, client_id, username, password),
+                authorise(&OneUnit, &limiter, client_id, username, password),
                 allowed,
                 "{client_id}/{username}/{password}"
             );
         }
+    }
+
+    #[test]
+    fn a_client_id_that_keeps_failing_is_refused_even_with_the_right_secret() {
+        let limiter = FailureLimiter::new(CONNECT_LIMIT);
+        for _ in 0..=CONNECT_LIMIT.free_failures {
+            assert!(!authorise(&OneUnit, &limiter, "SL1", "SL1", "guess"));
+        }
+        assert!(
+            !authorise(&OneUnit, &limiter, "SL1", "SL1", "s3cret"),
+            "locked out"
+        );
     }
 }

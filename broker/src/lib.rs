@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: listen address and limits, validated once, turned into rumqttd settings.
 //! - [`auth`]: the CONNECT check: client id = username = serial, password = device secret,
-//!   verified against a [`auth::CredentialCheck`] the billing store provides.
+//!   verified against a [`auth::CredentialCheck`] the billing store provides, with repeated
+//!   failures per client id locked out by a [`failure_limit::FailureLimiter`].
+//! - [`failure_limit`]: lockouts after repeated failed logins, also used by the gRPC API.
 //! - [`acl`]: a wrapper around rumqttd's MQTT 3.1.1 codec that holds each connection to its
 //!   own topics: a device may publish only its own `telemetry`, `ack` and `status`, subscribe
 //!   only to its own `cmd`, and set a last will only on its own `status`. rumqttd has no
@@ -17,6 +19,7 @@ pub mod acl;
 pub mod auth;
 pub mod config;
 pub mod embedded;
+pub mod failure_limit;
 
 pub use auth::{CredentialCheck, Verdict};
 pub use config::BrokerConfig;

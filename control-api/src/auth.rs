@@ -4,8 +4,15 @@
 //!
 //! Every operator service is wrapped in the same interceptor; health and reflection are not,
 //! so load balancers and `grpcurl list` need no token. Looking a token up is one short redb
-//! read (two B-tree gets), done in place rather than on the blocking pool.
+//! read (two B-tree gets), done in place rather than on the blocking pool. An address that
+//! keeps failing to authenticate is locked out for a while ([`API_AUTH_LIMIT`]): its calls
+//! are refused with RESOURCE_EXHAUSTED before any lookup.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sunledger_broker::failure_limit::{FailureLimiter, LimitPolicy};
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -47,16 +54,30 @@ impl AuthError {
     }
 }
 
+/// Failed authentications per client address: generous (a script with a stale token retries),
+/// then 1 s doubling up to a minute.
+pub const API_AUTH_LIMIT: LimitPolicy = LimitPolicy {
+    free_failures: 20,
+    first_lockout: Duration::from_secs(1),
+    max_lockout: Duration::from_secs(60),
+    max_keys: 10_000,
+};
+
 /// The interceptor that authenticates every call of the operator services.
 #[derive(Clone)]
 pub struct Authenticator {
     directory: Directory,
+    /// Lockouts of addresses that keep failing, shared by every service's copy.
+    failures: Arc<FailureLimiter<IpAddr>>,
 }
 
 impl Authenticator {
     /// Authenticates against the tokens in `directory`.
     pub fn new(directory: Directory) -> Authenticator {
-        Authenticator { directory }
+        Authenticator {
+            directory,
+            failures: Arc::new(FailureLimiter::new(API_AUTH_LIMIT)),
+        }
     }
 
     fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, AuthError> {
@@ -78,8 +99,20 @@ impl Authenticator {
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let now = Instant::now();
+        let address = request.remote_addr().map(|address| address.ip());
+        if address.is_some_and(|ip| self.failures.is_locked_out(&ip, now)) {
+            metrics::counter!("sunledger_api_auth_failed_total", "reason" => "rate_limited")
+                .increment(1);
+            return Err(Status::resource_exhausted(
+                "too many failed authentications from this address; retry later",
+            ));
+        }
         match self.authenticate(request.metadata()) {
             Ok(caller) => {
+                if let Some(ip) = address {
+                    self.failures.succeeded(&ip);
+                }
                 request.extensions_mut().insert(caller);
                 Ok(request)
             }
@@ -87,6 +120,9 @@ impl Interceptor for Authenticator {
                 if let Some(reason) = error.client_reason() {
                     metrics::counter!("sunledger_api_auth_failed_total", "reason" => reason)
                         .increment(1);
+                    if let Some(ip) = address {
+                        self.failures.failed(ip, now);
+                    }
                 }
                 Err(error.into())
             }

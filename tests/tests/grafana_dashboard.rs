@@ -5,19 +5,15 @@
 //! name in every panel's query against the scrape.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use sunledger_billing::account::{Payment, Reversal};
 use sunledger_billing::account_record::Movement;
-use sunledger_billing::clock::SystemClock;
 use sunledger_billing::ledger::PaymentChannel;
-use sunledger_control_api::{Directory, NewOrganisation};
 use sunledger_proto::api::v1 as api;
-use sunledger_proto::api::v1::team_client::TeamClient;
 use sunledger_proto::device::{LoadState, Reason};
 use sunledger_proto::topic::TopicKind;
-use sunledger_tests::api::acknowledge_command;
+use sunledger_tests::api::{Api, acknowledge_command, found};
 use sunledger_tests::{Device, Seen, TestServer, scrape};
 use tonic::Code;
 
@@ -96,32 +92,10 @@ async fn run_through_a_day(server: &TestServer) {
     let mut intruder = Device::connect(server.mqtt, SERIAL, "wrong-secret", None);
     intruder.expect_closed().await;
 
-    let directory =
-        Directory::open(server.server.store_handle(), Arc::new(SystemClock)).expect("directory");
-    let new = NewOrganisation {
-        name: "Grafana Solar".into(),
-        country: "KE".into(),
-        currency: "KES".into(),
-        time_zone: "Africa/Nairobi".into(),
-        accept_terms: true,
-        admin_name: "Admin".into(),
-        admin_email: "admin@example.com".into(),
-    };
-    let founded =
-        tokio::task::block_in_place(|| directory.create_organisation(&new)).expect("organisation");
-    let channel = server.grpc_channel().await;
-    let bearer: tonic::metadata::AsciiMetadataValue =
-        format!("Bearer {}", founded.token.secret.expose())
-            .parse()
-            .expect("metadata");
-    let mut team =
-        TeamClient::with_interceptor(channel.clone(), move |mut request: tonic::Request<()>| {
-            request
-                .metadata_mut()
-                .insert("authorization", bearer.clone());
-            Ok(request)
-        });
-    let refused = team
+    let founded = found(server, "Grafana Solar").await;
+    let admin = Api::bearer(server, founded.token.secret.expose()).await;
+    let refused = admin
+        .team()
         .add_member(api::AddMemberRequest {
             name: "Nobody".into(),
             email: "not an address".into(),
@@ -130,7 +104,9 @@ async fn run_through_a_day(server: &TestServer) {
         .await
         .expect_err("invalid email");
     assert_eq!(refused.code(), Code::InvalidArgument);
-    let stranger = TeamClient::new(channel)
+    let stranger = Api::with_authorization(server, None)
+        .await
+        .team()
         .list_members(api::ListMembersRequest::default())
         .await
         .expect_err("no token");
