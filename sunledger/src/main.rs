@@ -103,7 +103,8 @@ struct ServeArgs {
     /// Billing partitions (threads) [default: 1].
     #[arg(long, env = "SUNLEDGER_PARTITIONS")]
     partitions: Option<usize>,
-    /// Seeds demo units and runs a simulated fleet in the same process.
+    /// Seeds the "Sunledger Demo" organisation with installed demo units (once per database),
+    /// prints a fresh Admin API token and runs a simulated fleet in the same process.
     #[arg(long)]
     demo: bool,
     /// Devices in the demo fleet.

@@ -9,6 +9,7 @@ use sunledger_billing::store::{Store, StoreError};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::EmbeddedBroker;
+use sunledger_control_api::Platform;
 use sunledger_ingest::Ingest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,10 +20,10 @@ use crate::settings::Settings;
 /// A running Sunledger: broker, ingest, billing engine, gRPC API and metrics endpoint.
 pub struct Server {
     settings: Settings,
-    store: Arc<Store>,
-    directory: Arc<UnitDirectory>,
+    /// Store, billing engine, broker credential check and API directory: the gRPC services
+    /// get a clone, and in-process callers (the demo) act through the same operations.
+    platform: Platform,
     broker: EmbeddedBroker,
-    engine: Arc<Engine>,
     ingest: Option<Ingest>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -56,7 +57,7 @@ impl Server {
         )?);
         let ingest = Ingest::start(&broker, engine.clone())?;
 
-        let platform = sunledger_control_api::Platform {
+        let platform = Platform {
             directory: sunledger_control_api::Directory::open(
                 store.clone(),
                 Arc::new(SystemClock),
@@ -75,7 +76,7 @@ impl Server {
         let tasks = vec![
             tokio::spawn(log_exit(
                 "gRPC API",
-                sunledger_control_api::serve(grpc, platform, wait_for(stopped.clone())),
+                sunledger_control_api::serve(grpc, platform.clone(), wait_for(stopped.clone())),
             )),
             tokio::spawn(log_exit(
                 "metrics endpoint",
@@ -89,10 +90,8 @@ impl Server {
         );
         Ok(Server {
             settings,
-            store,
-            directory,
+            platform,
             broker,
-            engine,
             ingest: Some(ingest),
             stop,
             tasks,
@@ -102,47 +101,55 @@ impl Server {
     /// Registers a new control unit and returns its device secret (shown only this once).
     pub fn register_unit(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
         let (record, secret) = self
+            .platform
             .store
             .register_unit(serial, chrono::Utc::now().timestamp_millis())?;
-        self.directory.upsert(&record);
-        metrics::gauge!("sunledger_units_registered").set(self.directory.len() as f64);
+        self.platform.units.upsert(&record);
+        metrics::gauge!("sunledger_units_registered").set(self.platform.units.len() as f64);
         Ok(secret)
     }
 
     /// Issues a new device secret for a unit; the old one stops working at its next CONNECT.
     pub fn rotate_secret(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
-        let (record, secret) = self.store.rotate_secret(serial)?;
-        self.directory.upsert(&record);
+        let (record, secret) = self.platform.store.rotate_secret(serial)?;
+        self.platform.units.upsert(&record);
         Ok(secret)
     }
 
     /// Takes a unit out of service: its CONNECTs and messages are refused from now on.
     pub fn decommission_unit(&self, serial: &str) -> Result<(), StoreError> {
         let record = self
+            .platform
             .store
             .set_unit_status(serial, UnitStatus::Decommissioned)?;
-        self.directory.upsert(&record);
+        self.platform.units.upsert(&record);
         Ok(())
     }
 
     /// The billing engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.platform.engine
     }
 
     /// A shared handle on the billing engine, for tasks that outlive a borrow of the server.
     pub fn engine_handle(&self) -> Arc<Engine> {
-        self.engine.clone()
+        self.platform.engine.clone()
     }
 
     /// The durable store.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.platform.store
     }
 
     /// A shared handle to the durable store, for tasks that outlive a borrow.
     pub fn store_handle(&self) -> Arc<Store> {
-        self.store.clone()
+        self.platform.store.clone()
+    }
+
+    /// What the gRPC services act on (directory, engine, credential check, store), so an
+    /// in-process caller such as the demo goes through the same operations as the API.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
     }
 
     /// The embedded broker.
@@ -160,7 +167,7 @@ impl Server {
         if let Some(ingest) = self.ingest.take() {
             ingest.shutdown();
         }
-        let engine = self.engine.clone();
+        let engine = self.platform.engine.clone();
         if tokio::task::spawn_blocking(move || engine.shutdown())
             .await
             .is_err()
