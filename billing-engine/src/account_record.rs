@@ -44,6 +44,18 @@ impl AccountRecord {
     }
 }
 
+/// An account taken off its unit, so the unit can be billed again under a new account. Kept
+/// whole: its ledger stays in the journal, readable from `record.ledger_head`, and its final
+/// balance is the one `record` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedAccount {
+    /// When it was closed, unix milliseconds: with the serial, its key among the unit's closed
+    /// accounts. Strictly increasing per unit, so the unit's closed accounts are in order.
+    pub closed_at_ms: i64,
+    /// The account as it stood when closed.
+    pub record: AccountRecord,
+}
+
 /// What opening an account needs: whose it is, on which plan's terms, with which overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountOpening {

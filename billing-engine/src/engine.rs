@@ -9,9 +9,9 @@
 //! never runs ahead of what is stored. Commands that result wait in an outbox until the commit
 //! succeeded; the worker publishes them.
 //!
-//! Submodules: `accounts` (opening, changing, money movements), `instalments` (the timer that
-//! charges instalments as they fall due, and catches up after downtime), `summary` (counts
-//! over an organisation's accounts for reports).
+//! Submodules: `accounts` (opening, changing, closing, money movements), `instalments` (the
+//! timer that charges instalments as they fall due, and catches up after downtime), `summary`
+//! (counts over an organisation's accounts for reports).
 
 mod accounts;
 mod instalments;
@@ -111,7 +111,8 @@ impl UnitState {
 pub struct Unit {
     /// Meter, commands and presence.
     pub state: UnitState,
-    /// The account, once one was opened for the unit.
+    /// The open account, once one was opened for the unit; `None` again once it is closed
+    /// (closed accounts are kept in the store, not in hot state).
     pub account: Option<AccountRecord>,
 }
 

@@ -4,7 +4,8 @@
 //! - `units`: [`UnitRecord`], written at registration and status changes.
 //! - `unit_state`: each unit's hot state ([`crate::engine::Unit`]: meter, commands, account),
 //!   written by the engine at every group commit.
-//! - the billing tables (accounts, ledger, reference indexes, unit events): see [`billing`].
+//! - the billing tables (journal of ledger entries, reference indexes, revenue, unit events,
+//!   closed accounts): see [`billing`].
 //!
 //! Every write is one redb transaction committed with immediate durability: when a method
 //! returns `Ok`, the change survives `kill -9`.
@@ -97,6 +98,7 @@ impl Store {
         txn.open_table(billing::ADJUSTMENT_REFS)?;
         txn.open_table(billing::UNIT_EVENTS)?;
         txn.open_table(billing::REVENUE)?;
+        txn.open_table(billing::CLOSED_ACCOUNTS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
         Ok(Store { db, journal_next })

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use sunledger_proto::device::{Command, LoadState, Reason};
 
 use crate::account::Reversal;
-use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
+use crate::account_record::{
+    AccountChange, AccountOpening, AccountRecord, ClosedAccount, Movement, Receipt,
+};
 use crate::clock::Clock;
 use crate::commands::CommandSink;
 use crate::engine::{EngineError, OrgSummary, Partition, UnitState, partition_of};
@@ -256,6 +258,13 @@ impl Engine {
         self.call(serial, move |partition| {
             partition.change_account(&owned, change)
         })?
+    }
+
+    /// Closes a unit's account, durably, so the unit can be billed again under a new one; see
+    /// [`Partition::close_account`].
+    pub fn close_account(&self, serial: &str) -> Result<ClosedAccount, EngineError> {
+        let owned = serial.to_owned();
+        self.call(serial, move |partition| partition.close_account(&owned))?
     }
 
     /// Records a payment or adjustment on a unit's account; returns once it is durable.

@@ -3,29 +3,33 @@
 //! reflection (v1 and v1alpha) so tools such as `grpcurl` can list and call every service
 //! without the `.proto` files.
 //!
+//! Services, one module each: [`organisations`], [`team`] (members, tokens, audit log),
+//! [`plans`], [`units`], [`payments`], [`customers`] (with its Installations service in
+//! [`customers::installations`]) and [`reports`].
+//!
 //! How a call flows:
 //!
 //! 1. [`request_metrics`] (a tower layer around the whole server) times and counts it by
 //!    method and gRPC code.
 //! 2. [`auth::Authenticator`] (an interceptor on every operator service) finds the caller's
 //!    token in the directory and attaches the [`roles::Caller`], or answers UNAUTHENTICATED.
-//! 3. The handler ([`organisations`], [`team`]) checks the caller's role with
-//!    [`roles::Caller::require`], moves the request into a directory call on the blocking
-//!    pool, and converts the result back ([`convert`]).
+//! 3. The service's handler checks the caller's role with [`roles::Caller::require`], moves
+//!    the request into a directory call on the blocking pool, and converts the result back
+//!    ([`convert`], and the services' own conversions).
 //! 4. The [`directory`] validates every field ([`validate`]), then reads, or changes
 //!    records and appends their audit event in one redb write transaction,
-//!    always inside the caller's organisation. Lists are paginated by [`pagination`].
+//!    always inside the caller's organisation. Lists are paginated by [`pagination`] and
+//!    their search boxes matched by [`search`].
 //! 5. Errors become gRPC statuses in one place, [`status`].
 //!
-//! Services that touch devices or money ([`units`], [`payments`]) take the whole
-//! [`platform::Platform`]: the directory validates first, the billing engine then changes the
-//! unit or account durably (and sends the load command), and the directory records what was
-//! done and by whom. Amounts travel as decimal strings ([`amount`]); list search boxes are
-//! matched by [`search`]; plans live in [`plans`].
+//! Services that touch devices or money ([`units`], [`payments`], installations, [`reports`])
+//! take the whole [`platform::Platform`]: the directory validates first, the billing engine
+//! then changes the unit or account durably (and sends the load command), and the directory
+//! records what was done and by whom. Amounts travel as decimal strings ([`amount`]).
 //!
-//! Later operator services (customers, plans, units, payments, reports) follow the same
-//! shape: a service module, directory operations taking a [`roles::Caller`], and an
-//! interceptor-wrapped registration in [`serve`], with health status under its full name.
+//! Every operator service has the same shape: a service module, directory operations taking a
+//! [`roles::Caller`], and an interceptor-wrapped registration in [`serve`], with health
+//! status under its full name.
 
 pub mod amount;
 pub mod auth;

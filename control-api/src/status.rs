@@ -11,7 +11,7 @@
 //! - serial already registered → ALREADY_EXISTS; retired plan → FAILED_PRECONDITION;
 //! - billing engine refusals: unknown unit or payment → NOT_FOUND, payment reference reused
 //!   → ALREADY_EXISTS, conflict with the account's state (already reversed, Offline Disable,
-//!   no account) → FAILED_PRECONDITION. The engine's enums are `#[non_exhaustive]` in another
+//!   no account, payment on a closed account) → FAILED_PRECONDITION. The engine's enums are `#[non_exhaustive]` in another
 //!   crate, so their match alone needs a `_` arm, which answers INTERNAL.
 
 use tonic::{Code, Status};
@@ -108,7 +108,8 @@ fn engine_status(error: EngineError) -> Status {
         | EngineError::Payment(_)
         | EngineError::Adjustment(_)
         | EngineError::Reversal(_)
-        | EngineError::OfflineDisabled(_) => Status::failed_precondition(message),
+        | EngineError::OfflineDisabled(_)
+        | EngineError::PaymentOnClosedAccount(_) => Status::failed_precondition(message),
         EngineError::Stopping => Status::unavailable(message),
         EngineError::Store(error) => billing_store_status(error),
         other => internal(&other),

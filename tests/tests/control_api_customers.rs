@@ -15,6 +15,11 @@
 //! - that approval moves only along the workflow;
 //! - that a contact holds several installations, and the unit's customer history follows
 //!   reassignment, unassignment and deletion;
+//! - that deleting a complete installation closes its account, so its unit is billed afresh
+//!   for a new installation while the old ledger stays readable and its payment references
+//!   stay used;
+//! - that the down-payment and total system cost stay editable after completion, and reaching
+//!   the total completes the plan;
 //! - that every change is in the audit log with the member who made it.
 
 use std::collections::HashSet;
@@ -51,6 +56,14 @@ trait CustomerCalls {
         billing_reference: Option<&str>,
     ) -> Result<api::Customer, Status>;
     async fn member_id(&self) -> String;
+    async fn pay(
+        &self,
+        installation_id: &str,
+        amount: &str,
+        reference: &str,
+    ) -> Result<api::RecordPaymentResponse, Status>;
+    async fn balance(&self, installation_id: &str) -> Result<api::Balance, Status>;
+    async fn ledger(&self, installation_id: &str) -> Vec<api::LedgerEntry>;
 }
 
 impl CustomerCalls for Api {
@@ -196,6 +209,39 @@ impl CustomerCalls for Api {
         };
         let tokens = self.team().list_tokens(request).await.expect("own tokens");
         tokens.into_inner().tokens[0].member_id.clone()
+    }
+
+    /// Records a mobile-money payment on the installation's account.
+    async fn pay(
+        &self,
+        installation_id: &str,
+        amount: &str,
+        reference: &str,
+    ) -> Result<api::RecordPaymentResponse, Status> {
+        let request = api::RecordPaymentRequest {
+            installation_id: installation_id.into(),
+            amount: amount.into(),
+            reference: reference.into(),
+            channel: api::PaymentChannel::MobileMoney.into(),
+        };
+        Ok(self.payments().record_payment(request).await?.into_inner())
+    }
+
+    async fn balance(&self, installation_id: &str) -> Result<api::Balance, Status> {
+        let request = api::GetBalanceRequest {
+            installation_id: installation_id.into(),
+        };
+        Ok(self.payments().get_balance(request).await?.into_inner())
+    }
+
+    /// The installation's whole ledger, oldest first.
+    async fn ledger(&self, installation_id: &str) -> Vec<api::LedgerEntry> {
+        let request = api::ListLedgerRequest {
+            installation_id: installation_id.into(),
+            ..Default::default()
+        };
+        let page = self.payments().list_ledger(request).await;
+        page.expect("ledger").into_inner().entries
     }
 }
 
@@ -1352,23 +1398,6 @@ async fn a_contact_holds_several_installations_and_the_unit_history_follows_each
         })
         .await;
     assert_eq!(edit.expect_err("deleted").code(), Code::FailedPrecondition);
-    let reuse = org.admin.start("SL-PRJ-2", existing(&baraka.id)).await;
-    let reuse = reuse.expect("the deleted installation freed its unit");
-    // The engine keeps the deleted installation's account: billing the unit again is refused
-    // and leaves the registration partial.
-    let rebill = org.admin.complete(completion(&reuse.id, &plan.id)).await;
-    assert_eq!(
-        rebill.expect_err("account exists").code(),
-        Code::FailedPrecondition
-    );
-    let partial: Vec<String> = org
-        .observer
-        .partial_registrations()
-        .await
-        .into_iter()
-        .map(|installation| installation.id)
-        .collect();
-    assert_eq!(partial, [reuse.id.as_str()]);
 
     org.admin
         .customers()
@@ -1403,6 +1432,224 @@ async fn a_contact_holds_several_installations_and_the_unit_history_follows_each
     ] {
         assert!(actions.contains(action), "{action} audited");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_installation_closes_its_account_so_its_unit_is_billed_afresh() {
+    let server = TestServer::start().await;
+    let org = Org::start(&server, "Reuse").await;
+    let plan = org.admin.create_plan("Daily", "0", false).await;
+    org.admin.register("SL-REUSE-1").await;
+    let amani = org
+        .admin
+        .create(consumer("Amani", "amani@example.com"))
+        .await;
+    let baraka = org.admin.create(company("Baraka Ltd", "0712 000111")).await;
+    let (amani, baraka) = (amani.expect("created"), baraka.expect("created"));
+    let first = org
+        .technician
+        .start("SL-REUSE-1", existing(&amani.id))
+        .await;
+    let first = first.expect("started");
+    let first = org
+        .technician
+        .complete(completion(&first.id, &plan.id))
+        .await;
+    let first = first.expect("completed");
+    org.admin
+        .pay(&first.id, "300", "MP-REUSE-1")
+        .await
+        .expect("paid");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let deleted = org
+        .admin
+        .installations()
+        .delete_installation(api::DeleteInstallationRequest {
+            installation_id: first.id.clone(),
+        })
+        .await
+        .expect("deleted, with a balance of 300")
+        .into_inner();
+    assert_eq!(deleted.status(), api::InstallationStatus::Deleted);
+    let engine = server.server.engine();
+    assert!(engine.account("SL-REUSE-1").expect("engine").is_none());
+    let closed_balance = org.observer.balance(&first.id).await;
+    assert_eq!(
+        closed_balance.expect_err("deleted").code(),
+        Code::FailedPrecondition
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let second = org
+        .technician
+        .start("SL-REUSE-1", existing(&baraka.id))
+        .await;
+    let second = second.expect("the deleted installation freed its unit");
+    let second = org
+        .technician
+        .complete(completion(&second.id, &plan.id))
+        .await;
+    let second = second.expect("a fresh account opened on the reused unit");
+    let fresh = org.observer.balance(&second.id).await.expect("balance");
+    assert_eq!(
+        (
+            fresh.balance.as_str(),
+            fresh.total_paid.as_str(),
+            fresh.ledger_entries
+        ),
+        ("0", "0", 0)
+    );
+    let reused = org.admin.pay(&second.id, "300", "MP-REUSE-1").await;
+    assert_eq!(
+        reused
+            .expect_err("reference used on the closed account")
+            .code(),
+        Code::AlreadyExists
+    );
+    let paid = org.admin.pay(&second.id, "100", "MP-REUSE-2").await;
+    assert_eq!(paid.expect("paid").entry.expect("entry").sequence, 0);
+
+    let entries = |ledger: Vec<api::LedgerEntry>| -> Vec<(String, String)> {
+        ledger
+            .into_iter()
+            .map(|e| (e.amount, e.reference))
+            .collect()
+    };
+    assert_eq!(
+        entries(org.observer.ledger(&first.id).await),
+        [("300".to_owned(), "MP-REUSE-1".to_owned())],
+        "the deleted installation's ledger is its closed account's"
+    );
+    assert_eq!(
+        entries(org.observer.ledger(&second.id).await),
+        [("100".to_owned(), "MP-REUSE-2".to_owned())]
+    );
+    let (current, history) = org.observer.history("SL-REUSE-1").await;
+    assert_eq!(current, baraka.id);
+    let owners: Vec<(&str, &str, bool)> = history
+        .iter()
+        .map(|p| (p.customer_id.as_str(), p.installation_id.as_str(), p.active))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            (amani.id.as_str(), first.id.as_str(), false),
+            (baraka.id.as_str(), second.id.as_str(), true)
+        ]
+    );
+    let audit = org.admin.audit_events().await;
+    let deletion = audit.iter().find(|e| e.action == "installation.deleted");
+    let deletion = deletion.expect("deletion audited");
+    assert!(
+        deletion
+            .description
+            .contains("account closed at balance 300"),
+        "{}",
+        deletion.description
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_the_down_payment_to_the_system_cost_completes_the_plan() {
+    let server = TestServer::start().await;
+    let org = Org::start(&server, "Sale terms").await;
+    let plan = org.admin.create_plan("Daily", "0", true).await;
+    org.admin.register("SL-SALE-1").await;
+    let customer = org
+        .admin
+        .create(consumer("Amani", "amani@example.com"))
+        .await;
+    let partial = org
+        .technician
+        .start("SL-SALE-1", existing(&customer.expect("created").id))
+        .await
+        .expect("started");
+    let terms = |down_payment: Option<&str>, total_system_cost: Option<&str>| {
+        api::UpdateInstallationRequest {
+            installation_id: partial.id.clone(),
+            down_payment: down_payment.map(str::to_owned),
+            total_system_cost: total_system_cost.map(str::to_owned),
+            ..Default::default()
+        }
+    };
+    let mut installations = org.technician.installations();
+    let on_partial = installations
+        .update_installation(terms(Some("600"), None))
+        .await;
+    assert_eq!(
+        on_partial.expect_err("no account yet").code(),
+        Code::FailedPrecondition
+    );
+    org.technician
+        .complete(completion(&partial.id, &plan.id))
+        .await
+        .expect("completed: down-payment 500 of 15000");
+
+    let audited = org.admin.newest_audit_sequence().await;
+    let refusals = [
+        (terms(Some("-1"), None), "down_payment"),
+        (terms(Some("1e3"), None), "down_payment"),
+        (terms(Some(""), None), "down_payment"),
+        (terms(None, Some("abc")), "total_system_cost"),
+        (terms(Some("15001"), None), "down_payment"),
+        (terms(None, Some("499")), "down_payment"),
+    ];
+    for (request, field) in refusals {
+        assert_invalid(installations.update_installation(request).await, field);
+    }
+    assert_eq!(org.admin.newest_audit_sequence().await, audited);
+
+    let raised_total = installations
+        .update_installation(terms(None, Some("20000")))
+        .await
+        .expect("total raised")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(
+        (
+            raised_total.down_payment.as_str(),
+            raised_total.total_system_cost.as_str()
+        ),
+        ("500", "20000"),
+        "the down-payment left out is kept"
+    );
+    let balance = org.observer.balance(&partial.id).await.expect("balance");
+    assert_eq!(
+        balance.plan_progress(),
+        api::PlanProgress::PendingFirstDeposit
+    );
+    let raised = installations
+        .update_installation(terms(Some("20000"), None))
+        .await
+        .expect("down-payment raised to the total")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(raised.down_payment, "20000");
+    let balance = org.observer.balance(&partial.id).await.expect("balance");
+    assert_eq!(
+        (
+            balance.plan_progress(),
+            balance.desired_load(),
+            balance.desired_reason()
+        ),
+        (
+            api::PlanProgress::Completed,
+            api::UnitLoad::On,
+            api::LoadReason::PlanCompleted
+        )
+    );
+    assert_eq!(balance.down_payment, "20000");
+    let events = org.admin.audit_events().await;
+    let terms_changes = events
+        .iter()
+        .filter(|e| e.action == "installation.updated" && e.description.contains("account terms"))
+        .count();
+    assert_eq!(terms_changes, 2);
     server.stop().await;
 }
 

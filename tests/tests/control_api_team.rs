@@ -10,8 +10,8 @@
 //! - that pagination over more than a page returns every member and event exactly once;
 //! - that every change is in the audit log with the member who made it, newest first;
 //! - that the last Admin can be neither demoted nor removed (FAILED_PRECONDITION);
-//! - that reflection lists and health serves both services, and calls are counted by
-//!   method and code.
+//! - that reflection lists and health serves every operator service, and calls are counted
+//!   by method and code.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -855,7 +855,7 @@ async fn the_last_admin_can_be_neither_demoted_nor_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_and_health_list_both_services_and_calls_are_counted() {
+async fn reflection_and_health_list_every_service_and_calls_are_counted() {
     use tokio_stream::StreamExt;
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;

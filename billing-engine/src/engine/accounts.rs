@@ -1,16 +1,20 @@
-//! Accounts in a partition: opening one for a unit, changing its terms, and recording money
-//! movements (payments, adjustments, reversals), each in its own durable transaction so the
-//! caller's acknowledgement means the change survives a crash.
+//! Accounts in a partition: opening one for a unit, changing its terms, recording money
+//! movements (payments, adjustments, reversals) and closing it, each in its own durable
+//! transaction so the caller's acknowledgement means the change survives a crash.
 //!
 //! Payment and adjustment references are idempotency keys per organisation: the index is read
 //! and written inside the same write transaction, and redb runs one write transaction at a
-//! time, so two partitions can never both record the same reference.
+//! time, so two partitions can never both record the same reference. Closing an account never
+//! frees its references: one already used on a closed account is refused on the unit's next
+//! account too (its entry is on another account).
 
 use super::{Partition, Unit};
 use crate::account::{
     Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
 };
-use crate::account_record::{AccountChange, AccountOpening, AccountRecord, Movement, Receipt};
+use crate::account_record::{
+    AccountChange, AccountOpening, AccountRecord, ClosedAccount, Movement, Receipt,
+};
 use crate::ledger::EntryKind;
 use crate::store::{JournalRecord, RefIndex, RefKind, StoreError, WriteTxn};
 use rust_decimal::prelude::ToPrimitive;
@@ -34,9 +38,13 @@ pub enum EngineError {
     /// No payment with this reference in the organisation.
     #[error("no payment with reference {0:?}")]
     PaymentNotFound(String),
-    /// The reference was already used for a different amount or account.
+    /// The reference was already used for a different amount or account (a closed account of
+    /// the same unit included).
     #[error("reference {0:?} was already used for a different amount or account")]
     ReferenceReused(String),
+    /// The payment to reverse is on a closed account, which takes no more entries.
+    #[error("payment {0:?} is on a closed account")]
+    PaymentOnClosedAccount(String),
     /// The account settings were refused.
     #[error(transparent)]
     Settings(#[from] SettingsError),
@@ -133,6 +141,34 @@ impl Partition {
         })
     }
 
+    /// Closes the unit's account so the unit can be billed again under a new one (opened with
+    /// [`Partition::open_account`]). In one transaction the account moves, whole, to the unit's
+    /// closed accounts and the unit is left without one; from then on nothing is charged to it
+    /// (readings are metered but not billed, its instalments stop) and no movement reaches it.
+    ///
+    /// Its ledger stays in the journal, readable with [`crate::store::Store::closed_ledger`],
+    /// and its references stay used. An account whose balance is not zero may be closed:
+    /// writing off a debt or refunding credit is the operator's business, and the final
+    /// balance is kept in the closed record. The unit's device side is untouched: the load
+    /// stays as last commanded, and an Offline Disable hold stays on.
+    pub fn close_account(&mut self, serial: &str) -> Result<ClosedAccount, EngineError> {
+        let now_ms = self.clock.now().timestamp_millis();
+        self.transact(serial, |unit, txn, _pending| {
+            let record = unit
+                .account
+                .take()
+                .ok_or_else(|| EngineError::AccountNotFound(serial.to_owned()))?;
+            // Keys stay unique and ordered even if the clock stands still or steps back.
+            let latest_ms = txn.closed_accounts(serial)?.last().map(|c| c.closed_at_ms);
+            let closed = ClosedAccount {
+                closed_at_ms: latest_ms.map_or(now_ms, |ms| now_ms.max(ms.saturating_add(1))),
+                record,
+            };
+            txn.put_closed_account(serial, &closed)?;
+            Ok((closed, true))
+        })
+    }
+
     /// Records a payment, adjustment or reversal. A reference already recorded returns the
     /// first call's entry (`duplicate`), unless it was for another amount or account.
     pub fn record(&mut self, serial: &str, movement: Movement) -> Result<Receipt, EngineError> {
@@ -154,9 +190,13 @@ impl Partition {
             };
             let reference = reference.clone();
             let index = txn.reference(kind, &org, &reference)?;
+            let on_closed = match &index {
+                Some(index) if index.serial == serial => on_closed_account(txn, serial, index.pos)?,
+                _ => false,
+            };
             if let (Some(index), Some(amount)) = (&index, amount) {
                 let first = stored_entry(txn, index.pos)?;
-                if index.serial != serial || first.entry.amount != amount {
+                if index.serial != serial || on_closed || first.entry.amount != amount {
                     return Err(EngineError::ReferenceReused(reference));
                 }
                 let receipt = Receipt {
@@ -180,7 +220,10 @@ impl Partition {
                 } => {
                     let index = index
                         .filter(|index| index.serial == serial)
-                        .ok_or(EngineError::PaymentNotFound(provider_ref))?;
+                        .ok_or_else(|| EngineError::PaymentNotFound(provider_ref.clone()))?;
+                    if on_closed {
+                        return Err(EngineError::PaymentOnClosedAccount(provider_ref));
+                    }
                     let original = stored_entry(txn, index.pos)?.entry;
                     let already_reversed = index.reversal_pos.is_some();
                     let effects = record.account.reverse_payment(
@@ -249,6 +292,18 @@ fn account_of<'a>(serial: &str, unit: &'a mut Unit) -> Result<&'a mut AccountRec
     unit.account
         .as_mut()
         .ok_or_else(|| EngineError::AccountNotFound(serial.to_owned()))
+}
+
+/// Whether the entry at journal position `pos` of unit `serial` is on one of its closed
+/// accounts. Journal positions only grow and a unit has one account at a time, so every entry
+/// of a closed account lies at or before that account's head, and every entry of the open one
+/// after it. Read only when a reference of this unit is met again, so the scan is rare.
+fn on_closed_account(txn: &WriteTxn, serial: &str, pos: u64) -> Result<bool, EngineError> {
+    let closed = txn.closed_accounts(serial)?;
+    Ok(closed
+        .iter()
+        .filter_map(|closed| closed.record.ledger_head)
+        .any(|head| pos <= head))
 }
 
 /// The journal record an index points at; its absence means the file is damaged.

@@ -3,8 +3,10 @@
 //! The heap is built from every account when the partition opens, so instalments that fell due
 //! while the server was down are the first thing applied after start-up, each exactly once (the
 //! account counts the instalments it has applied, and that count is committed with the ledger
-//! entries). Heap entries can go stale (a payment reschedules an account); a popped entry is
-//! used only if it still matches the account's next due instant.
+//! entries). Heap entries can go stale (a payment reschedules an account, an account is
+//! closed); a popped entry is used only if the unit still has an account whose next due
+//! instant it matches. A closed account's entry is therefore dropped, and if the unit has a new
+//! account by then, that account is charged only what it owes itself at that instant.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;

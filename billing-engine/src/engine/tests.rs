@@ -631,6 +631,152 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
     ));
 }
 
+fn instalments(amount_per_period: Decimal) -> PlanTerms {
+    let mut terms = PlanTerms::new(Tariff::Instalment {
+        amount_per_period,
+        period: Period::Weekly,
+    });
+    terms.auto_switch_off = true;
+    terms
+}
+
+#[test]
+fn a_closed_account_keeps_its_ledger_and_references_and_the_unit_opens_a_fresh_one() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(1), dec!(-10)), AccountSetup::default());
+    fx.pay("A", dec!(5), "MP-1").unwrap();
+    let at = "2026-06-01T11:00:00Z";
+    fx.partition
+        .apply_batch(&[
+            event("A", at, reading(1, 0, 0)),
+            event("A", at, reading(2, 3600, 1000)),
+        ])
+        .unwrap();
+    let old_ledger = fx.store.ledger("A").unwrap();
+    fx.commands();
+
+    let closed = fx.partition.close_account("A").unwrap();
+    assert_eq!(
+        closed.record.account.balance(),
+        dec!(4),
+        "final balance kept"
+    );
+    assert_eq!(closed.closed_at_ms, fx.clock.now().timestamp_millis());
+    assert_eq!(fx.partition.unit("A").unwrap().account, None);
+    assert_eq!(fx.store.account("A").unwrap(), None);
+    assert_eq!(fx.commands(), [], "the load stays as last commanded");
+    assert!(matches!(
+        fx.partition.close_account("A"),
+        Err(EngineError::AccountNotFound(_))
+    ));
+    assert!(matches!(
+        fx.pay("A", dec!(1), "MP-2"),
+        Err(EngineError::AccountNotFound(_))
+    ));
+    fx.partition
+        .apply_batch(&[event("A", at, reading(3, 7200, 2000))])
+        .unwrap();
+    assert_eq!(fx.store.unit_state("A").unwrap().unwrap().consumed_wh, 2000);
+
+    fx.restart();
+    let opened = fx.open("A", usage(dec!(1), dec!(-10)), AccountSetup::default());
+    assert_eq!((opened.account.balance(), opened.ledger_len), (dec!(0), 0));
+    assert!(fx.store.ledger("A").unwrap().is_empty(), "a fresh ledger");
+    assert!(matches!(
+        fx.pay("A", dec!(5), "MP-1"),
+        Err(EngineError::ReferenceReused(_))
+    ));
+    let reversal = Movement::Reversal {
+        provider_ref: "MP-1".into(),
+        reversal: Reversal {
+            reason: "charge-back".into(),
+            entered_by: "ops".into(),
+        },
+    };
+    assert!(matches!(
+        fx.partition.record("A", reversal),
+        Err(EngineError::PaymentOnClosedAccount(_))
+    ));
+    let receipt = fx.pay("A", dec!(2), "MP-2").unwrap();
+    assert_eq!((receipt.ledger_seq, fx.balance("A")), (0, dec!(2)));
+    fx.partition
+        .apply_batch(&[event("A", at, reading(4, 10800, 3000))])
+        .unwrap();
+    assert_eq!(fx.balance("A"), dec!(1), "only the new account is charged");
+
+    fx.restart();
+    fx.assert_stored_matches_ledger("A");
+    let stored = fx.store.closed_accounts("A").unwrap();
+    assert_eq!(stored, std::slice::from_ref(&closed));
+    let closed_ledger = fx.store.closed_ledger("A", &stored[0]).unwrap();
+    assert_eq!(closed_ledger, old_ledger, "nothing charged after closing");
+    stored[0]
+        .record
+        .account
+        .check_ledger(closed_ledger.iter().map(|(_, entry)| entry))
+        .unwrap();
+    let again = fx.partition.close_account("A").unwrap();
+    assert_eq!(
+        again.closed_at_ms,
+        closed.closed_at_ms + 1,
+        "closed in the same millisecond: the key still increases"
+    );
+    assert_eq!(fx.store.closed_accounts("A").unwrap(), [closed, again]);
+}
+
+#[test]
+fn instalments_of_a_closed_account_stop_and_a_new_account_keeps_its_own_schedule() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", instalments(dec!(1)), AccountSetup::default());
+    fx.clock.set(utc("2026-06-01T10:00:00+03:00"));
+    fx.pay("A", dec!(2), "MP-1").unwrap();
+    fx.clock.set(utc("2026-06-08T10:00:00+03:00"));
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 1);
+    let closed = fx.partition.close_account("A").unwrap();
+    fx.clock.set(utc("2026-06-15T10:00:00+03:00"));
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
+    fx.restart();
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
+    let charged = fx.store.closed_ledger("A", &closed).unwrap();
+    assert_eq!(
+        charged.len(),
+        2,
+        "the payment and one instalment, none after closing"
+    );
+
+    fx.open("A", instalments(dec!(3)), AccountSetup::default());
+    fx.pay("A", dec!(10), "MP-2").unwrap();
+    fx.clock.set(utc("2026-06-22T10:00:00+03:00"));
+    assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 1);
+    assert_eq!(fx.balance("A"), dec!(7), "one instalment of the new plan");
+    fx.assert_stored_matches_ledger("A");
+}
+
+#[test]
+fn closing_an_account_keeps_the_offline_disable_hold() {
+    let mut fx = Fixture::new(&["A"]);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    fx.partition.set_offline_disabled("A", true).unwrap();
+    assert_eq!(
+        fx.commands(),
+        [
+            (1, LoadState::On, Reason::CreditRestored),
+            (2, LoadState::Off, Reason::OfflineDisable)
+        ]
+    );
+    fx.partition.close_account("A").unwrap();
+    fx.restart();
+    assert!(fx.store.unit_state("A").unwrap().unwrap().offline_disabled);
+    fx.open("A", usage(dec!(1), dec!(0)), AccountSetup::default());
+    assert_eq!(fx.commands(), [], "still held");
+    fx.partition.set_offline_disabled("A", false).unwrap();
+    assert_eq!(fx.commands(), [(3, LoadState::On, Reason::CreditRestored)]);
+    assert!(matches!(
+        fx.partition.close_account("ghost"),
+        Err(EngineError::UnitNotFound(_))
+    ));
+}
+
 #[test]
 fn partition_ownership_is_stable_and_covers_every_partition() {
     assert_eq!(partition_of("SL-000001", 8), partition_of("SL-000001", 8));

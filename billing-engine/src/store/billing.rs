@@ -1,12 +1,14 @@
 //! The billing tables: units' hot state with their accounts, the journal of ledger entries,
 //! idempotency indexes of payment and adjustment references, each organisation's revenue
-//! (payments and reversals by time), and unit events (counter resets, readings held for
-//! review).
+//! (payments and reversals by time), unit events (counter resets, readings held for
+//! review), and closed accounts (taken off their unit so it can be billed again).
 //!
 //! Ledger entries are appended to one journal keyed by an increasing position, so a batch's
 //! entries land together at the end of the tree instead of on a page per account (random
 //! inserts made throughput fall as ledgers grew). Each record points at its account's previous
 //! record, and the account holds the head, so an account's ledger is read by walking its chain.
+//! A closed account keeps its head, so its ledger stays readable the same way; its entries are
+//! never moved or rewritten, and the reference indexes keep pointing at them.
 //!
 //! Writes go through [`WriteTxn`], one redb write transaction that the engine fills with a whole
 //! batch (unit states, accounts, ledger entries, events) and commits once. redb runs one write
@@ -19,7 +21,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, UNIT_STATE};
-use crate::account_record::AccountRecord;
+use crate::account_record::{AccountRecord, ClosedAccount};
 use crate::codec;
 use crate::engine::{Unit, UnitState};
 use crate::ledger::{LedgerEntry, ReadingId};
@@ -36,6 +38,9 @@ pub(super) const UNIT_EVENTS: TableDefinition<(&str, u64), &[u8]> =
 /// the journal of usage charges grows.
 pub(super) const REVENUE: TableDefinition<(&str, i64, u64), [u8; 16]> =
     TableDefinition::new("revenue");
+/// (serial, closed at, unix milliseconds) → the [`AccountRecord`] as it stood when closed.
+pub(super) const CLOSED_ACCOUNTS: TableDefinition<(&str, i64), &[u8]> =
+    TableDefinition::new("closed_accounts");
 
 /// Which idempotency index a reference belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +190,21 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Stores `closed` among the unit's closed accounts.
+    pub fn put_closed_account(
+        &mut self,
+        serial: &str,
+        closed: &ClosedAccount,
+    ) -> Result<(), StoreError> {
+        let row = ((serial, closed.closed_at_ms), &closed.record);
+        self.put_encoded(CLOSED_ACCOUNTS, [row])
+    }
+
+    /// The unit's closed accounts, oldest first, seen from inside this transaction.
+    pub fn closed_accounts(&self, serial: &str) -> Result<Vec<ClosedAccount>, StoreError> {
+        closed_accounts_in(&self.txn.open_table(CLOSED_ACCOUNTS)?, serial)
+    }
+
     /// One journal record, seen from inside this transaction.
     pub fn journal_record(&self, pos: u64) -> Result<Option<JournalRecord>, StoreError> {
         let table = self.txn.open_table(JOURNAL)?;
@@ -249,8 +269,8 @@ impl Store {
         Ok(self.unit(serial)?.and_then(|unit| unit.account))
     }
 
-    /// The committed ledger of one account, oldest first, with each entry's number: its chain
-    /// through the journal followed back from the account's head.
+    /// The committed ledger of the unit's open account, oldest first, with each entry's
+    /// number: its chain through the journal followed back from the account's head.
     pub fn ledger(&self, serial: &str) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
         let txn = self.db.begin_read()?;
         let head = match txn.open_table(UNIT_STATE)?.get(serial)? {
@@ -259,25 +279,24 @@ impl Store {
                 .and_then(|account| account.ledger_head),
             None => None,
         };
-        let journal = txn.open_table(JOURNAL)?;
-        let mut entries = Vec::new();
-        let mut next = head;
-        while let Some(pos) = next {
-            let stored = journal.get(pos)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("{serial}: ledger chain broken at journal {pos}"))
-            })?;
-            let record: JournalRecord = codec::decode_serde(stored.value())?;
-            if record.serial != serial {
-                return Err(StoreError::Corrupt(format!(
-                    "{serial}: journal {pos} belongs to {}",
-                    record.serial
-                )));
-            }
-            next = record.prev;
-            entries.push((record.seq, record.entry));
-        }
-        entries.reverse();
-        Ok(entries)
+        chain(&txn.open_table(JOURNAL)?, serial, head)
+    }
+
+    /// The committed closed accounts of one unit, oldest first.
+    pub fn closed_accounts(&self, serial: &str) -> Result<Vec<ClosedAccount>, StoreError> {
+        let txn = self.db.begin_read()?;
+        closed_accounts_in(&txn.open_table(CLOSED_ACCOUNTS)?, serial)
+    }
+
+    /// The ledger of one of unit `serial`'s closed accounts, oldest first, with each entry's
+    /// number: read like an open account's, from the head it kept.
+    pub fn closed_ledger(
+        &self,
+        serial: &str,
+        closed: &ClosedAccount,
+    ) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        chain(&txn.open_table(JOURNAL)?, serial, closed.record.ledger_head)
     }
 
     /// The position after the journal's last record: where appends continue after a restart.
@@ -330,6 +349,51 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The ledger chain of an account of unit `serial` ending at journal position `head`, oldest
+/// first, with each entry's number; a missing link or another unit's entry means the file is
+/// damaged.
+fn chain(
+    journal: &impl ReadableTable<u64, &'static [u8]>,
+    serial: &str,
+    head: Option<u64>,
+) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
+    let mut entries = Vec::new();
+    let mut next = head;
+    while let Some(pos) = next {
+        let stored = journal.get(pos)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("{serial}: ledger chain broken at journal {pos}"))
+        })?;
+        let record: JournalRecord = codec::decode_serde(stored.value())?;
+        if record.serial != serial {
+            return Err(StoreError::Corrupt(format!(
+                "{serial}: journal {pos} belongs to {}",
+                record.serial
+            )));
+        }
+        next = record.prev;
+        entries.push((record.seq, record.entry));
+    }
+    entries.reverse();
+    Ok(entries)
+}
+
+/// The closed accounts of unit `serial`, oldest first, through a write or a read transaction
+/// alike.
+fn closed_accounts_in(
+    table: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
+    serial: &str,
+) -> Result<Vec<ClosedAccount>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((serial, i64::MIN)..=(serial, i64::MAX))? {
+        let (key, value) = row?;
+        out.push(ClosedAccount {
+            closed_at_ms: key.value().1,
+            record: codec::decode_serde(value.value())?,
+        });
+    }
+    Ok(out)
 }
 
 /// The postcard record under `key`, read through a write or a read transaction alike.

@@ -1,6 +1,7 @@
 //! The `sunledger.api.v1.Installations` service: registration in steps and a contact's
-//! installations. Completing a registration and changing account terms go through the
-//! billing engine, in the order [`crate::directory::registration`] explains.
+//! installations. Completing a registration, changing account terms and deleting a complete
+//! installation (which closes its account) go through the billing engine, in the order
+//! [`crate::directory::registration`] explains.
 
 use sunledger_proto::api::v1 as wire;
 use sunledger_proto::api::v1::installations_server::Installations;
@@ -141,6 +142,8 @@ impl Installations for InstallationsService {
             household: request.household.map(household_details),
             negative_charge_limit: request.negative_charge_limit,
             auto_switch_off: request.auto_switch_off,
+            down_payment: request.down_payment,
+            total_system_cost: request.total_system_cost,
         };
         let Platform {
             directory, engine, ..
@@ -186,9 +189,15 @@ impl Installations for InstallationsService {
     ) -> Answer {
         let caller = auth::authorised(&request, Role::Admin)?;
         let installation_id = request.into_inner().installation_id;
-        let directory = self.platform.directory.clone();
-        let installation =
-            blocking(move || directory.delete_installation(&caller, &installation_id)).await?;
+        let Platform {
+            directory, engine, ..
+        } = self.platform.clone();
+        let installation = blocking(move || {
+            directory.delete_installation(&caller, &installation_id, |serial| {
+                engine.close_account(serial)
+            })
+        })
+        .await?;
         Ok(Response::new(installation.into()))
     }
 }

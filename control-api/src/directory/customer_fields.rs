@@ -1,12 +1,30 @@
 //! Validation of the fields of customers and installations, beside the general rules of
 //! [`crate::validate`] and the amounts of [`crate::amount`]: phone numbers of the
-//! organisation's country, optional free text, coordinates and household sizes. Each function names the wire field it checks
-//! and returns the canonical value or a [`FieldViolation`].
+//! organisation's country, optional free text, coordinates, household sizes and sale terms.
+//! Each function names the wire field it checks and returns the canonical value or a
+//! [`FieldViolation`].
 
 use phonenumber::Mode;
+use rust_decimal::Decimal;
 
 use super::installations::{HouseholdDetails, Location, SystemDetails};
 use crate::validate::{self, FieldViolation};
+
+/// Refuses a down-payment above the total system cost (naming `down_payment`): the sale
+/// would be paid off before it began. Checked at registration and on every later change of
+/// either, before the billing engine is asked.
+pub fn sale_terms(
+    down_payment: Decimal,
+    total_system_cost: Option<Decimal>,
+) -> Result<(), FieldViolation> {
+    match total_system_cost.is_some_and(|total| down_payment > total) {
+        true => Err(FieldViolation::new(
+            "down_payment",
+            "cannot exceed the total system cost",
+        )),
+        false => Ok(()),
+    }
+}
 
 /// Most people a household can be recorded with; more is a typing error.
 pub const HOUSEHOLD_MEMBERS_MAX: u32 = 100;

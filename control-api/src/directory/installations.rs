@@ -136,7 +136,9 @@ pub struct Installation {
     pub created_at_ms: i64,
     /// Unix milliseconds of the completion of the registration.
     pub completed_at_ms: Option<i64>,
-    /// Unix milliseconds of the deletion.
+    /// Unix milliseconds of the deletion. For an installation deleted when complete, the
+    /// instant the billing engine closed its account: with the unit's serial, the key of that
+    /// closed account in the billing store, so the installation's ledger can still be read.
     pub deleted_at_ms: Option<i64>,
 }
 

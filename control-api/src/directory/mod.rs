@@ -1,21 +1,31 @@
-//! The durable directory of organisations, team members, API tokens and the audit log, in
-//! tables of the platform's one redb file (beside the billing engine's).
+//! The durable directory of organisations, team members, API tokens, customers,
+//! installations, plans, control units and the audit log, in tables of the platform's one redb
+//! file (beside the billing engine's).
 //!
-//! - [`records`]: the tables and the records stored in them; every record carries its
+//! - [`records`]: the organisation and team tables and their records; every record carries its
 //!   organisation's id, and every key starts with it, so a read confined to one
-//!   organisation's key range cannot reach another's data.
+//!   organisation's key range cannot reach another's data. `org_records` is the one scan of
+//!   such a key range behind every paginated list.
 //! - [`organisations`], [`members`], [`tokens`]: the operations, each validating its input
 //!   (through [`crate::validate`]) before it touches storage.
+//! - [`customers`], [`customer_updates`], [`approval`]: contacts, their edits and the credit
+//!   approval workflow; `customer_fields` validates their fields and installations'.
+//! - [`installations`] (the tables and records), [`registration`] (registration in two steps,
+//!   opening the billing account) and [`projects`] (editing, reassigning and deleting
+//!   installations, changing and closing their accounts).
 //! - [`plans`], [`units`], [`payments`]: payment plans; control units (claimed per
 //!   organisation, registered with the billing store); money and load switches on
 //!   installations' accounts through the billing engine.
+//! - [`reports`]: the directory's counts for the dashboard.
 //! - `audit`: the audit log, appended by every change in the change's own transaction and
-//!   read with [`Directory::audit_events`].
+//!   read with [`Directory::audit_events`]; `error`: [`DirectoryError`].
 //!
 //! Reads are one redb read transaction; each change is one write transaction (`Change`)
 //! committed durably before the call returns, so a change and its audit event are stored
 //! together or not at all. Nothing is cached in memory: several [`Directory`] handles on the
-//! same store (the server's, the `admin` command's) always agree.
+//! same store (the server's, the `admin` command's) always agree. Calls that also change the
+//! billing engine (which commits its own transactions on the same file) validate first, call
+//! the engine, then write the directory, as [`registration`] explains.
 
 pub mod approval;
 pub mod customer_updates;

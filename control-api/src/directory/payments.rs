@@ -12,15 +12,22 @@
 //! of a payment is then a duplicate, which records nothing new, so the log may miss such a
 //! payment but never shows one that did not happen. The ledger itself names who entered each
 //! payment and reversal.
+//!
+//! Deleting a complete installation closed its account (see [`super::projects`]); the unit
+//! may since bill another installation. The deleted installation's ledger stays readable: it
+//! is the closed account's, found by the unit and the instant of closing the installation
+//! recorded as its deletion. Every other call needs a complete installation.
 
 use sunledger_billing::account::{Payment, Reversal};
-use sunledger_billing::account_record::{AccountRecord, Movement, Receipt};
+use sunledger_billing::account_record::{AccountRecord, ClosedAccount, Movement, Receipt};
 use sunledger_billing::ledger::{LedgerEntry, PaymentChannel};
 use sunledger_billing::worker::Engine;
 use sunledger_proto::device::{Command, LoadState, Reason};
 
 use super::audit::AuditAction;
-use super::installations::{INSTALLATIONS, InstallationStatus, ensure_status, installation_in};
+use super::installations::{
+    INSTALLATIONS, Installation, InstallationStatus, ensure_status, installation_in,
+};
 use super::{Directory, DirectoryError};
 use crate::amount;
 use crate::pagination::{Page, PageRequest};
@@ -156,8 +163,10 @@ impl Directory {
     }
 
     /// One page of the ledger of installation `installation_id` of `org_id`, oldest first,
-    /// each entry with its number. The billing store reads a ledger whole (it is a chain
-    /// through the journal), so a page costs one read of the account's entries.
+    /// each entry with its number: the unit's open account's while the installation is
+    /// complete, the account closed on its deletion once deleted. The billing store reads a
+    /// ledger whole (it is a chain through the journal), so a page costs one read of the
+    /// account's entries.
     pub fn ledger(
         &self,
         org_id: &str,
@@ -165,8 +174,16 @@ impl Directory {
         page: &PageRequest<u64>,
     ) -> Result<(Page<(u64, LedgerEntry)>, BilledInstallation), DirectoryError> {
         let installation_id = validate::id("installation_id", installation_id)?;
-        let billed = self.billed(org_id, installation_id)?;
-        let entries = self.store.ledger(&billed.serial)?;
+        let installation = self.installation_in_org(org_id, installation_id)?;
+        let billed_once = [InstallationStatus::Complete, InstallationStatus::Deleted];
+        let billed = self.billed_installation(org_id, installation.clone(), &billed_once)?;
+        let entries = match installation.deleted_at_ms {
+            None => self.store.ledger(&billed.serial)?,
+            Some(deleted_at_ms) => {
+                let closed = self.closed_account(&installation, &billed.serial, deleted_at_ms)?;
+                self.store.closed_ledger(&billed.serial, &closed)?
+            }
+        };
         let after = page.after;
         let following = entries
             .into_iter()
@@ -209,26 +226,76 @@ impl Directory {
         org_id: &str,
         installation_id: &str,
     ) -> Result<BilledInstallation, DirectoryError> {
-        let installation = installation_in(
+        let installation = self.installation_in_org(org_id, installation_id)?;
+        self.billed_installation(org_id, installation, &[InstallationStatus::Complete])
+    }
+
+    /// Installation `installation_id` of `org_id`, deleted ones included.
+    fn installation_in_org(
+        &self,
+        org_id: &str,
+        installation_id: &str,
+    ) -> Result<Installation, DirectoryError> {
+        installation_in(
             &self.read()?.open_table(INSTALLATIONS)?,
             org_id,
             installation_id,
-        )?;
-        ensure_status(
-            &installation,
-            &[InstallationStatus::Complete],
-            NEEDS_ACCOUNT,
-        )?;
-        let serial = installation.unit_serial.ok_or_else(|| {
-            DirectoryError::Corrupt(format!(
-                "complete installation {installation_id} has no unit"
-            ))
-        })?;
+        )
+    }
+
+    /// `installation` with the unit and currency of its account; FAILED_PRECONDITION unless
+    /// its status is one of `allowed` and its registration was completed (so it had an
+    /// account).
+    fn billed_installation(
+        &self,
+        org_id: &str,
+        installation: Installation,
+        allowed: &[InstallationStatus],
+    ) -> Result<BilledInstallation, DirectoryError> {
+        ensure_status(&installation, allowed, NEEDS_ACCOUNT)?;
+        let serial = match (installation.completed_at_ms, installation.unit_serial) {
+            (None, _) => {
+                return Err(DirectoryError::InstallationState {
+                    installation_id: installation.id,
+                    status: "never completed",
+                    needed: NEEDS_ACCOUNT,
+                });
+            }
+            (Some(_), Some(serial)) => serial,
+            (Some(_), None) => {
+                return Err(DirectoryError::Corrupt(format!(
+                    "completed installation {} has no unit",
+                    installation.id
+                )));
+            }
+        };
         Ok(BilledInstallation {
             installation_id: installation.id,
             serial,
             currency: self.organisation(org_id)?.currency,
         })
+    }
+
+    /// The account closed when `installation` (completed, then deleted at `deleted_at_ms`)
+    /// was deleted. An installation deleted before accounts could be closed has none:
+    /// FAILED_PRECONDITION.
+    fn closed_account(
+        &self,
+        installation: &Installation,
+        serial: &str,
+        deleted_at_ms: i64,
+    ) -> Result<ClosedAccount, DirectoryError> {
+        self.store
+            .closed_accounts(serial)?
+            .into_iter()
+            .find(|closed| {
+                closed.closed_at_ms == deleted_at_ms && *closed.record.org == installation.org_id
+            })
+            .ok_or_else(|| DirectoryError::InstallationState {
+                installation_id: installation.id.clone(),
+                status: "deleted",
+                needed: "its account was not closed on deletion, so its ledger is not kept",
+            })
     }
 
     /// Appends one audit event for a change made outside the directory (in the engine).

@@ -3,15 +3,21 @@
 //! contact, unassigning and deleting them. Moving a complete installation between contacts
 //! moves its unit too, which the unit's customer history records.
 //!
-//! Account terms live in the billing engine; an edit of them follows the order of
+//! Account terms (negative charge limit, automatic switch-off, down-payment and total system
+//! cost) live in the billing engine; an edit of them follows the order of
 //! [`super::registration`]: check in a read transaction, change the engine, then write the
 //! directory, all under [`super::installations::serialised`]. Should the engine refuse the
 //! second of two term changes, the directory still records the first, so it never disagrees
 //! with the engine.
+//!
+//! Deleting a complete installation closes its account in the engine in the same order, so
+//! its unit can be billed for a new installation; [`super::registration`] explains what a
+//! failure between the two writes leaves behind.
 
 use std::ops::Bound;
 
-use sunledger_billing::account_record::{AccountChange, AccountRecord};
+use rust_decimal::Decimal;
+use sunledger_billing::account_record::{AccountChange, AccountRecord, ClosedAccount};
 use sunledger_billing::engine::EngineError;
 
 use super::audit::AuditAction;
@@ -47,6 +53,11 @@ pub struct InstallationChanges {
     pub negative_charge_limit: Option<String>,
     /// Field `auto_switch_off` (complete installations only).
     pub auto_switch_off: Option<bool>,
+    /// Field `down_payment` (complete installations only).
+    pub down_payment: Option<String>,
+    /// Field `total_system_cost` (complete installations only); empty means the plan runs
+    /// forever.
+    pub total_system_cost: Option<String>,
 }
 
 /// [`InstallationChanges`] whose fields passed validation.
@@ -57,6 +68,47 @@ struct ValidEdits<'a> {
     technician_member_id: Option<&'a str>,
     system: Option<SystemDetails>,
     household: Option<HouseholdDetails>,
+    account: Vec<AccountChange>,
+    sale_terms: SaleTermsEdit,
+}
+
+/// A change of the down-payment, the total system cost or both. The engine takes both at
+/// once, so the one left out is filled in from the installation's current terms once they
+/// have been read.
+#[derive(Clone, Copy, Debug, Default)]
+struct SaleTermsEdit {
+    down_payment: Option<Decimal>,
+    /// `Some(None)` makes the plan run forever.
+    total_system_cost: Option<Option<Decimal>>,
+}
+
+impl SaleTermsEdit {
+    fn is_empty(&self) -> bool {
+        self.down_payment.is_none() && self.total_system_cost.is_none()
+    }
+
+    /// The engine's change for this edit of `current`, if it edits anything; a down-payment
+    /// that would exceed the total system cost is refused as the request's mistake.
+    fn resolve(&self, current: &PlanAssignment) -> Result<Option<AccountChange>, FieldViolation> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let down_payment = self.down_payment.unwrap_or(current.down_payment);
+        let total_system_cost = self.total_system_cost.unwrap_or(current.total_system_cost);
+        customer_fields::sale_terms(down_payment, total_system_cost)?;
+        Ok(Some(AccountChange::SaleTerms {
+            down_payment,
+            total_system_cost,
+        }))
+    }
+}
+
+/// What an edit of account terms was checked against: the unit whose account changes, the
+/// installation's current terms, and the engine changes to make in order.
+#[derive(Default)]
+struct CheckedTerms {
+    serial: String,
+    plan: Option<PlanAssignment>,
     account: Vec<AccountChange>,
 }
 
@@ -70,6 +122,18 @@ impl InstallationChanges {
         if let Some(enabled) = self.auto_switch_off {
             account.push(AccountChange::AutoSwitchOff(enabled));
         }
+        let sale_terms = SaleTermsEdit {
+            down_payment: self
+                .down_payment
+                .as_deref()
+                .map(|raw| amount::required("down_payment", raw, Sign::NonNegative))
+                .transpose()?,
+            total_system_cost: self
+                .total_system_cost
+                .as_deref()
+                .map(|raw| amount::optional("total_system_cost", raw, Sign::NonNegative))
+                .transpose()?,
+        };
         Ok(ValidEdits {
             installation_id: validate::id("installation_id", &self.installation_id)?,
             location: self
@@ -97,6 +161,7 @@ impl InstallationChanges {
                 .map(customer_fields::household)
                 .transpose()?,
             account,
+            sale_terms,
         })
     }
 }
@@ -192,9 +257,13 @@ impl Directory {
     ) -> Result<Installation, DirectoryError> {
         let edits = changes.validate()?;
         serialised(|| {
-            let (serial, mut plan) = self.check_edits(caller, &edits)?;
+            let CheckedTerms {
+                serial,
+                mut plan,
+                account,
+            } = self.check_edits(caller, &edits)?;
             let mut failure = None;
-            for account_change in &edits.account {
+            for account_change in &account {
                 if let Err(error) = change_account(&serial, account_change.clone()) {
                     failure = Some(error);
                     break;
@@ -231,12 +300,12 @@ impl Directory {
     }
 
     /// Reads and checks what an edit names: the installation (not deleted; complete for
-    /// account terms) and the technician. Returns the unit and the plan assignment.
+    /// account terms) and the technician. Returns the account terms to change.
     fn check_edits(
         &self,
         caller: &Caller,
         edits: &ValidEdits,
-    ) -> Result<(String, Option<PlanAssignment>), DirectoryError> {
+    ) -> Result<CheckedTerms, DirectoryError> {
         let txn = self.read()?;
         let org_id = caller.org_id.as_str();
         let installation = installation_in(
@@ -252,21 +321,32 @@ impl Directory {
         if let Some(technician) = edits.technician_member_id {
             member_in(&txn.open_table(MEMBERS)?, org_id, technician)?;
         }
-        if edits.account.is_empty() {
-            return Ok((String::new(), None));
+        if edits.account.is_empty() && edits.sale_terms.is_empty() {
+            return Ok(CheckedTerms::default());
         }
         ensure_status(
             &installation,
             &[InstallationStatus::Complete],
             "account terms exist once the registration is complete",
         )?;
-        let serial = installation.unit_serial.ok_or_else(|| {
+        let corrupt = |missing: &str| {
             DirectoryError::Corrupt(format!(
-                "complete installation {} has no unit",
+                "complete installation {} has no {missing}",
                 installation.id
             ))
-        })?;
-        Ok((serial, installation.plan))
+        };
+        let serial = installation
+            .unit_serial
+            .clone()
+            .ok_or_else(|| corrupt("unit"))?;
+        let plan = installation.plan.clone().ok_or_else(|| corrupt("plan"))?;
+        let mut account = edits.account.clone();
+        account.extend(edits.sale_terms.resolve(&plan)?);
+        Ok(CheckedTerms {
+            serial,
+            plan: Some(plan),
+            account,
+        })
     }
 
     /// Assigns an installation to existing contact `customer_id`; a complete installation's
@@ -337,14 +417,24 @@ impl Directory {
     }
 
     /// Deletes an installation: its unit is freed and its customer's possession ends. The
-    /// record stays (as deleted) for the unit's history; the contact keeps their email.
+    /// record stays (as deleted) for the unit's history; the contact keeps their email. A
+    /// complete installation's account is first closed with `close_account` (the billing
+    /// engine's), whatever its balance, so the unit can be billed for a new installation; the
+    /// deleted installation's `deleted_at_ms` is then the instant its account was closed,
+    /// which names the closed account in the billing store (see [`Directory::ledger`]).
     pub fn delete_installation(
         &self,
         caller: &Caller,
         installation_id: &str,
+        close_account: impl FnOnce(&str) -> Result<ClosedAccount, EngineError>,
     ) -> Result<Installation, DirectoryError> {
         let installation_id = validate::id("installation_id", installation_id)?;
         serialised(|| {
+            let checked = self.installation(&caller.org_id, installation_id)?;
+            ensure_status(&checked, LIVE, "the installation was deleted")?;
+            let closed = assigned_unit(&checked)
+                .map(|serial| self.close_account_of(&caller.org_id, serial, close_account))
+                .transpose()?;
             self.change(&caller.org_id, &caller.member_id, |change| {
                 let mut installation = change.live_installation(installation_id)?;
                 let customer = change.detach_customer(&installation)?;
@@ -353,13 +443,24 @@ impl Directory {
                 }
                 installation.customer_id = None;
                 installation.status = InstallationStatus::Deleted;
-                installation.deleted_at_ms = Some(change.at_ms);
+                installation.deleted_at_ms = Some(
+                    closed
+                        .as_ref()
+                        .map_or(change.at_ms, |closed| closed.closed_at_ms),
+                );
                 change.put_installation(&installation)?;
+                let account = match &closed {
+                    Some(closed) => format!(
+                        "account closed at balance {}",
+                        closed.record.account.balance()
+                    ),
+                    None => "no account".to_owned(),
+                };
                 change.record(
                     AuditAction::InstallationDeleted,
                     installation_id,
                     format!(
-                        "deleted (unit {}, customer {})",
+                        "deleted (unit {}, customer {}, {account})",
                         installation.unit_serial.as_deref().unwrap_or("none"),
                         customer.as_deref().unwrap_or("none")
                     ),
@@ -367,6 +468,31 @@ impl Directory {
                 Ok(installation)
             })
         })
+    }
+
+    /// Step 2 of deleting a complete installation: closes its unit's account with
+    /// `close_account`. An account already gone was closed by an earlier attempt whose
+    /// directory write failed; the installation kept holding the unit since, so nothing else
+    /// can have billed it, and that attempt's closed account is the unit's latest one of this
+    /// organisation.
+    fn close_account_of(
+        &self,
+        org_id: &str,
+        serial: &str,
+        close_account: impl FnOnce(&str) -> Result<ClosedAccount, EngineError>,
+    ) -> Result<ClosedAccount, DirectoryError> {
+        match close_account(serial) {
+            Ok(closed) => Ok(closed),
+            Err(EngineError::AccountNotFound(missing)) => self
+                .store
+                .closed_accounts(serial)?
+                .into_iter()
+                .rfind(|closed| &*closed.record.org == org_id)
+                .ok_or(DirectoryError::Engine(EngineError::AccountNotFound(
+                    missing,
+                ))),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

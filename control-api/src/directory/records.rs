@@ -5,11 +5,10 @@
 //! absent. The one exception is `api_tokens`, keyed by token hash because a request brings
 //! nothing else; its records carry the organisation a token acts in.
 
-use std::ops::Bound;
-
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::org_records::org_records;
 use super::{DirectoryError, decode};
 use crate::roles::Role;
 
@@ -125,21 +124,14 @@ pub struct AuditEvent {
     pub description: String,
 }
 
-/// The members of `org_id` in id order, starting after the id `after` if given.
+/// The members of `org_id` in id order, starting after the id `after` if given: the
+/// organisation's records of `api_members`, typed.
 pub(super) fn members_of<'t>(
     table: &'t impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     org_id: &'t str,
     after: Option<&'t str>,
 ) -> Result<impl Iterator<Item = Result<Member, DirectoryError>> + 't, DirectoryError> {
-    let start = match after {
-        Some(member_id) => Bound::Excluded((org_id, member_id)),
-        None => Bound::Included((org_id, "")),
-    };
-    let entries = table.range::<(&str, &str)>((start, Bound::Unbounded))?;
-    Ok(entries.map_while(move |entry| match entry {
-        Err(error) => Some(Err(error.into())),
-        Ok((key, value)) => (key.value().0 == org_id).then(|| decode(value.value())),
-    }))
+    org_records(table, org_id, after)
 }
 
 /// The member `member_id` of `org_id`, or [`DirectoryError::MemberNotFound`].

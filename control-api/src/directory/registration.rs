@@ -18,9 +18,17 @@
 //! [`super::installations::serialised`]), so nothing can change between steps 1 and 3 what
 //! step 1 checked. Only a storage failure in step 3 can leave an account without its
 //! completed installation; retrying the completion then meets the existing account and is
-//! refused (FAILED_PRECONDITION) rather than opening a second one. For the same reason a unit
-//! whose earlier installation was deleted cannot be billed for a new one yet: the engine keeps
-//! the deleted installation's account and has no call to close it.
+//! refused (FAILED_PRECONDITION) rather than opening a second one.
+//!
+//! Deleting a complete installation follows the same order the other way round (see
+//! [`super::projects`]): check, close the unit's account in the engine, then write the
+//! installation deleted and free the unit. So a unit whose installation was deleted has no
+//! account, and completing a new registration on it opens a fresh one (balance and ledger from
+//! zero); the closed account and its ledger stay in the billing store. If the directory write
+//! fails after the engine closed the account, the installation stays complete and keeps its
+//! unit (no other registration can take it), but has no account: billing calls on it are
+//! FAILED_PRECONDITION, and retrying the deletion finds the account already closed and
+//! finishes the deletion.
 
 use chrono_tz::Tz;
 use sunledger_billing::account::AccountSetup;
@@ -135,12 +143,7 @@ impl Completion {
             &plan.total_system_cost,
             Sign::NonNegative,
         )?;
-        if total_system_cost.is_some_and(|total| down_payment > total) {
-            return Err(FieldViolation::new(
-                "down_payment",
-                "cannot exceed the total system cost",
-            ));
-        }
+        customer_fields::sale_terms(down_payment, total_system_cost)?;
         let negative_charge_limit = plan
             .negative_charge_limit
             .as_deref()
