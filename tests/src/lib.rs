@@ -10,7 +10,9 @@
 pub mod api;
 pub mod burst;
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prost::Message;
@@ -27,10 +29,19 @@ use tokio::sync::mpsc;
 /// How long tests wait for something to happen before failing.
 pub const WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// A loopback address with a port that was free a moment ago.
+/// A loopback address with a port that was free a moment ago and that no other test of this
+/// process was given: tests run in parallel threads, and the kernel may hand a port that one
+/// test released before binding it to another test asking a moment later.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
-    listener.local_addr().expect("ephemeral port address")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+        let addr = listener.local_addr().expect("ephemeral port address");
+        if handed_out.insert(addr.port()) {
+            return addr;
+        }
+    }
 }
 
 /// The real server on free ports with its own temporary database.
