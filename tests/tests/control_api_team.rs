@@ -14,16 +14,14 @@
 //!   by method and code.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sunledger_billing::clock::SystemClock;
-use sunledger_control_api::{Directory, Founded, NewOrganisation};
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::Role;
 use sunledger_proto::api::v1::organisations_client::OrganisationsClient;
 use sunledger_proto::api::v1::team_client::TeamClient;
 use sunledger_tests::TestServer;
+use sunledger_tests::api::found;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -199,25 +197,6 @@ impl Api {
             .await?
             .into_inner())
     }
-}
-
-/// Founds an organisation as `sunledger admin create-org` does, on the running server's file.
-async fn found(server: &TestServer, name: &str) -> Founded {
-    let directory = Directory::open(server.server.store_handle(), Arc::new(SystemClock))
-        .expect("opening the directory");
-    let new = NewOrganisation {
-        name: name.into(),
-        country: "KE".into(),
-        currency: "KES".into(),
-        time_zone: "Africa/Nairobi".into(),
-        accept_terms: true,
-        admin_name: format!("Admin of {name}"),
-        admin_email: "admin@example.com".into(),
-    };
-    tokio::task::spawn_blocking(move || directory.create_organisation(&new))
-        .await
-        .expect("founding task")
-        .expect("organisation founded")
 }
 
 /// A team member as the tests drive them: their API and ids.
