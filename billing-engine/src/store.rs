@@ -122,6 +122,21 @@ impl Store {
         serial: &str,
         now_ms: i64,
     ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
+        let txn = self.db.begin_write()?;
+        let registered = Store::register_unit_in(&txn, serial, now_ms)?;
+        txn.commit()?;
+        Ok(registered)
+    }
+
+    /// Registers a new enabled unit inside `txn`, a write transaction on this store's file,
+    /// so another component (the operators' directory) can claim the unit in the same
+    /// commit: both or neither. The unit may connect once `txn` commits and the caller adds
+    /// the record to the [`UnitDirectory`](crate::units::UnitDirectory).
+    pub fn register_unit_in(
+        txn: &redb::WriteTransaction,
+        serial: &str,
+        now_ms: i64,
+    ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
         sunledger_proto::topic::validate_serial(serial)
             .map_err(|error| StoreError::InvalidSerial(serial.to_owned(), error))?;
         let secret = DeviceSecret::generate();
@@ -131,15 +146,11 @@ impl Store {
             status: UnitStatus::Enabled,
             registered_at_ms: now_ms,
         };
-        let txn = self.db.begin_write()?;
-        {
-            let mut units = txn.open_table(UNITS)?;
-            if units.get(serial)?.is_some() {
-                return Err(StoreError::UnitExists(serial.to_owned()));
-            }
-            units.insert(serial, codec::encode(&record)?.as_slice())?;
+        let mut units = txn.open_table(UNITS)?;
+        if units.get(serial)?.is_some() {
+            return Err(StoreError::UnitExists(serial.to_owned()));
         }
-        txn.commit()?;
+        units.insert(serial, codec::encode(&record)?.as_slice())?;
         Ok((record, secret))
     }
 

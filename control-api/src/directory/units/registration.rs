@@ -1,17 +1,13 @@
 //! Registering a control unit and correcting its identifiers.
 //!
-//! Registration touches two stores that cannot share a transaction: the billing store's unit
-//! record (secret hash, the broker's credential check) and the directory's claim of the serial
-//! for the organisation. The billing store goes first, because it alone decides whether the
-//! serial is free platform-wide (units registered with `sunledger unit register` included) and
-//! it refuses a second registration atomically. Only then does the directory record the unit
-//! and its audit event, and only after that is the unit added to the broker's in-memory
-//! credential check and its secret returned. If the directory commit fails (storage failing),
-//! the serial stays registered in the billing store with a secret nobody has seen: it cannot
-//! connect, and registering it again is ALREADY_EXISTS until an operator intervenes; the
-//! failure is logged with the serial.
+//! Registration writes, in one transaction of the platform's one redb file, the billing
+//! store's unit record (secret hash, what the broker's credential check reads; it alone
+//! decides whether the serial is free platform-wide, units registered with
+//! `sunledger unit register` included), the directory's claim of the serial for the
+//! organisation, and the audit event: all of them or none. Only after the commit is the unit
+//! added to the broker's in-memory credential check and its secret returned.
 
-use sunledger_billing::store::StoreError;
+use sunledger_billing::store::{Store, StoreError};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory};
 
 use super::super::audit::AuditAction;
@@ -44,35 +40,31 @@ impl Directory {
             return Err(DirectoryError::SerialTaken(serial.to_owned()));
         }
         let now_ms = self.clock.now().timestamp_millis();
-        let (record, secret) = match self.store.register_unit(serial, now_ms) {
-            Err(StoreError::UnitExists(_)) => {
-                return Err(DirectoryError::SerialTaken(serial.to_owned()));
-            }
-            registered => registered?,
-        };
-        let unit = self
-            .change(&caller.org_id, &caller.member_id, |change| {
-                let unit = ControlUnit {
-                    serial: serial.to_owned(),
-                    org_id: change.org_id.to_owned(),
-                    imei,
-                    entity_id,
-                    enable_status: EnableStatus::Enabled,
-                    status_changed: change.status_change()?,
-                    registered_at_ms: record.registered_at_ms,
-                };
-                change.claim_serial(serial)?;
-                change.put_unit(&unit)?;
-                change.record(
-                    AuditAction::UnitRegistered,
-                    serial,
-                    format!("registered unit {serial} (IMEI {})", unit.imei),
-                )?;
-                Ok(unit)
-            })
-            .inspect_err(|error| {
-                tracing::error!(%error, serial, "unit registered in the billing store but not in the directory");
-            })?;
+        let (unit, record, secret) = self.change(&caller.org_id, &caller.member_id, |change| {
+            let (record, secret) = match Store::register_unit_in(&change.txn, serial, now_ms) {
+                Err(StoreError::UnitExists(_)) => {
+                    return Err(DirectoryError::SerialTaken(serial.to_owned()));
+                }
+                registered => registered?,
+            };
+            let unit = ControlUnit {
+                serial: serial.to_owned(),
+                org_id: change.org_id.to_owned(),
+                imei,
+                entity_id,
+                enable_status: EnableStatus::Enabled,
+                status_changed: change.status_change()?,
+                registered_at_ms: record.registered_at_ms,
+            };
+            change.claim_serial(serial)?;
+            change.put_unit(&unit)?;
+            change.record(
+                AuditAction::UnitRegistered,
+                serial,
+                format!("registered unit {serial} (IMEI {})", unit.imei),
+            )?;
+            Ok((unit, record, secret))
+        })?;
         credentials.upsert(&record);
         metrics::gauge!("sunledger_units_registered").set(credentials.len() as f64);
         Ok((unit, secret))
