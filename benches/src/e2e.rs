@@ -191,7 +191,7 @@ fn print_table(
     connect_time: Duration,
     rss_per_device: f64,
     phases: &[&Phase],
-    audit: &audit::Audit,
+    audit: &sunledger_sim::audit::Audit,
 ) {
     let ms = LatencySummary::ms;
     let mut rows = vec![

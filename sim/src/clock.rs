@@ -40,7 +40,9 @@ impl SimClock {
     }
 }
 
-fn real_unix_ms() -> i64 {
+/// The wall clock, unix milliseconds: what timestamps from the platform's clock are compared
+/// with (0 before 1970).
+pub fn real_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

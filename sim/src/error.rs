@@ -44,6 +44,55 @@ pub enum SimError {
     /// A credentials file names no device at all.
     #[error("credentials file lists no devices")]
     NoCredentials,
+    /// The operators' gRPC endpoint could not be reached, or the token is not usable as
+    /// request metadata.
+    #[error("operators' API at {endpoint}: {reason}")]
+    ApiConnect {
+        /// The endpoint as given.
+        endpoint: String,
+        /// Why connecting failed.
+        reason: String,
+    },
+    /// A call to the operators' API failed; `call` names the RPC and what it was about.
+    #[error("{call}: {} ({})", status.message(), status.code())]
+    Api {
+        /// The RPC and its subject, e.g. `RegisterUnit SIM-000001`.
+        call: String,
+        /// The status the server returned.
+        #[source]
+        status: Box<tonic::Status>,
+    },
+    /// Units already registered in the organisation are missing from the credentials file;
+    /// their secrets were shown only once, when they were registered.
+    #[error(
+        "{} units already exist in the organisation but have no secret in the credentials          file (secrets are shown only once): {}; pass the credentials file written when they          were registered, or use a fresh organisation",
+        serials.len(),
+        serials.join(", ")
+    )]
+    MissingSecrets {
+        /// The units without a secret.
+        serials: Vec<String>,
+    },
+    /// The plan to reuse exists with other terms than asked for; plan terms never change.
+    #[error(
+        "plan {name:?} already exists at {existing} per kWh, not {wanted}; rename or retire          it, or pass its price"
+    )]
+    PlanTermsDiffer {
+        /// The plan's name.
+        name: String,
+        /// Its price per kWh.
+        existing: String,
+        /// The price asked for.
+        wanted: String,
+    },
+    /// An amount option is not a decimal number the API accepts.
+    #[error("{field} {value:?} is not a decimal amount of at least zero")]
+    InvalidAmount {
+        /// The option, as spelled on the command line.
+        field: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// One simulated device failed; the seed replays its faults and load curve.
     #[error("device {serial} (replay seed {seed}): {cause}")]
     Device {
@@ -55,6 +104,16 @@ pub enum SimError {
         #[source]
         cause: DeviceError,
     },
+}
+
+impl SimError {
+    /// A failed API call, named by `call`.
+    pub(crate) fn api(call: impl Into<String>, status: tonic::Status) -> SimError {
+        SimError::Api {
+            call: call.into(),
+            status: Box::new(status),
+        }
+    }
 }
 
 /// What went wrong with one device's MQTT session.

@@ -17,28 +17,38 @@
 //!   `sunledger sim` drives.
 //! - [`fleet`]: [`Fleet`], one tokio task per device (`device_task.rs`), bounded connects,
 //!   live [`FleetStats`] from [`stats`], publish→PUBACK percentiles from [`latency`].
+//! - [`command_latency`]: how long OFF commands took from the platform's decision to the
+//!   device, from the commands' timestamps and the devices' receive times.
+//! - [`operator`], [`enrol`] and [`audit`]: the operators' gRPC API as an Admin's tool calls
+//!   it, registering the fleet (plan, units, customers, opening credit) and, after a run,
+//!   auditing each device's energy and each account's ledger against the truth.
 //!
 //! Data flows from the simulated clock into each device's model (energy accrues whether or
 //! not it is connected), out as `Telemetry` through the outbox to the broker, and back as
 //! PUBACKs that move readings into the device's truth as *reported*; commands flow in from
 //! the broker, through the model, and out as `CommandAck`s. Every random choice comes from
-//! the fleet seed and the device serial, so a run replays.
+//! the fleet seed and the device serial, so a run replays. Against a real server, the fleet is
+//! enrolled through the API first, and its truths are audited through the API at the end.
 
+pub mod audit;
 pub mod backoff;
 #[cfg(test)]
 mod broker_smoke;
 pub mod clock;
+pub mod command_latency;
 pub mod config;
 pub mod credentials;
 pub mod device;
 pub mod device_model;
 mod device_task;
 pub mod energy;
+pub mod enrol;
 pub mod error;
 pub mod faults;
 pub mod fleet;
 pub mod latency;
 pub mod load_curve;
+pub mod operator;
 mod outbox;
 pub mod run;
 pub mod seed;

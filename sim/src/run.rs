@@ -1,6 +1,7 @@
 //! A timed simulator run, independent of any command line: start a [`Fleet`], report
 //! [`Progress`] every interval, stop after a duration (or earlier on request), and sum it up
-//! in a [`RunSummary`] that prints as a table or serialises as JSON.
+//! in a [`RunSummary`] that prints as a table or serialises as JSON, handed back with every
+//! device's truth for an audit.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -8,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::audit::Audit;
+use crate::clock::real_unix_ms;
+use crate::command_latency::OffCommandLatency;
 use crate::config::SimConfig;
 use crate::device::DeviceCredentials;
 use crate::error::SimError;
 use crate::fleet::Fleet;
 use crate::latency::LatencySummary;
 use crate::stats::FleetStats;
+use crate::truth::DeviceTruth;
 
 /// One progress report: the counters now and the rates since the previous report.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,6 +86,19 @@ pub struct RunSummary {
     pub publish_ack_latency_ms: LatencyMs,
     /// Every counter at the end, after the clean shutdown.
     pub totals: FleetStats,
+    /// Platform decision → device receipt of the OFF commands devices applied.
+    pub off_command_latency: OffCommandLatency,
+    /// The audit against the platform, when one was made after the run.
+    pub audit: Option<Audit>,
+}
+
+/// A finished run: its summary, and every device's truth for auditing the platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// What the run did.
+    pub summary: RunSummary,
+    /// Every device's ground truth, in the order the credentials were given.
+    pub truths: Vec<DeviceTruth>,
 }
 
 impl RunSummary {
@@ -88,7 +106,7 @@ impl RunSummary {
     pub fn table(&self) -> String {
         let t = &self.totals;
         let l = &self.publish_ack_latency_ms;
-        let rows: [(&str, String); 12] = [
+        let mut rows: Vec<(&str, String)> = vec![
             ("devices", self.devices.to_string()),
             ("seed", self.seed.to_string()),
             ("duration", format!("{:.1} s", self.duration_s)),
@@ -104,7 +122,34 @@ impl RunSummary {
             ),
             ("commands received", t.commands_received.to_string()),
             ("devices off", t.devices_off.to_string()),
+            (
+                "OFF command decided→received p50/p99",
+                self.off_command_latency.describe(),
+            ),
         ];
+        if let Some(audit) = &self.audit {
+            rows.extend([
+                (
+                    "audit: devices, ledgers, mismatches",
+                    format!(
+                        "{}, {}, {}",
+                        audit.checked,
+                        audit.ledgers_checked,
+                        audit.mismatches.len()
+                    ),
+                ),
+                (
+                    "audit: billable / stored energy",
+                    format!("{} / {} Wh", audit.billable_wh, audit.stored_wh),
+                ),
+            ]);
+            rows.extend(
+                audit
+                    .mismatches
+                    .iter()
+                    .map(|line| ("audit mismatch", line.clone())),
+            );
+        }
         let width = rows
             .iter()
             .map(|(k, _)| k.chars().count())
@@ -128,17 +173,18 @@ pub struct RunLimits {
 }
 
 /// Runs `devices` under `config` until `limits.duration` passes or `stop` completes, calling
-/// `on_progress` every progress interval, then shuts the fleet down cleanly and sums up.
-/// Must be called inside a tokio runtime.
+/// `on_progress` every progress interval, then shuts the fleet down cleanly and sums up (no
+/// audit: that needs the platform). Must be called inside a tokio runtime.
 pub async fn run(
     config: SimConfig,
     devices: Vec<DeviceCredentials>,
     limits: RunLimits,
     stop: impl Future<Output = ()>,
     mut on_progress: impl FnMut(&Progress),
-) -> Result<RunSummary, SimError> {
+) -> Result<RunOutcome, SimError> {
     let seed = config.seed;
     let started = Instant::now();
+    let started_unix_s = real_unix_ms().div_euclid(1_000);
     let mut fleet = Fleet::start(config, devices)?;
     let deadline = tokio::time::Instant::now() + limits.duration;
     let mut ticker = tokio::time::interval(limits.progress_interval);
@@ -159,8 +205,9 @@ pub async fn run(
     let duration_s = started.elapsed().as_secs_f64();
     fleet.shutdown().await;
     let totals = fleet.snapshot();
+    let truths = fleet.truth();
     let per_s = |count: u64| count as f64 / duration_s.max(f64::EPSILON);
-    Ok(RunSummary {
+    let summary = RunSummary {
         devices: fleet.len(),
         seed,
         duration_s,
@@ -168,7 +215,10 @@ pub async fn run(
         acked_per_s: per_s(totals.telemetry_acked),
         publish_ack_latency_ms: totals.publish_ack_latency.into(),
         totals,
-    })
+        off_command_latency: OffCommandLatency::from_truths(&truths, started_unix_s),
+        audit: None,
+    };
+    Ok(RunOutcome { summary, truths })
 }
 
 fn progress(
@@ -208,6 +258,17 @@ mod tests {
                 commands_received: 1,
                 ..FleetStats::default()
             },
+            off_command_latency: OffCommandLatency {
+                commands: 2,
+                p50_ms: Some(400),
+                p99_ms: Some(900),
+                resolution_ms: 1_000,
+            },
+            audit: Some(Audit {
+                checked: 3,
+                mismatches: vec!["SIM-000001: off".into()],
+                ..Audit::default()
+            }),
         };
         let json = serde_json::to_value(&summary).unwrap();
         for key in [
@@ -218,6 +279,8 @@ mod tests {
             "acked_per_s",
             "publish_ack_latency_ms",
             "totals",
+            "off_command_latency",
+            "audit",
         ] {
             assert!(json.get(key).is_some(), "missing {key}: {json}");
         }
@@ -228,5 +291,9 @@ mod tests {
         let table = summary.table();
         assert!(table.contains("1.00 / 2.00 / 3.00 ms"), "{table}");
         assert!(table.contains("telemetry/s sent"), "{table}");
+        assert!(table.contains("400 / 900 ms over 2 commands"), "{table}");
+        assert!(table.contains("SIM-000001: off"), "{table}");
+        assert_eq!(json["off_command_latency"]["resolution_ms"], 1_000);
+        assert_eq!(json["audit"]["mismatches"][0], "SIM-000001: off");
     }
 }

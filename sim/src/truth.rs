@@ -14,8 +14,9 @@ use sunledger_proto::device::LoadState;
 
 use crate::device_model::{CommandOutcome, Counters};
 
-/// One command as the device received it; the platform's publish time is not knowable here,
-/// so latency is measured against `received_at` by whoever knows when it published.
+/// One command as the device received it. The platform's exact publish time is not knowable
+/// here; its `ts` (the platform clock when it decided, whole seconds) against the wall-clock
+/// receive time bounds the command latency from above within one second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandReceipt {
     /// The command's id.
@@ -28,6 +29,12 @@ pub struct CommandReceipt {
     pub received_at: Instant,
     /// Simulated unix time, in milliseconds, when it was received.
     pub received_sim_ms: i64,
+    /// The command's `ts`: the platform clock when it issued the command, unix seconds
+    /// (rounded down).
+    pub issued_unix_s: i64,
+    /// Wall-clock unix time, in milliseconds, when it was received; comparable with
+    /// `issued_unix_s` when the platform runs on a clock that agrees with this one.
+    pub received_unix_ms: i64,
 }
 
 /// What one boot of a device reported and counted.
@@ -411,6 +418,8 @@ mod tests {
                 outcome: CommandOutcome::Applied,
                 received_at: Instant::now(),
                 received_sim_ms: 0,
+                issued_unix_s: 0,
+                received_unix_ms: 0,
             };
             truth.on_command(receipt, false);
         }

@@ -1,6 +1,8 @@
-//! `sunledger sim`: the load simulator against a running server's broker, or, with
-//! `--database`, registering simulator units in a stopped server's database and writing the
-//! credentials file that later runs log in with. The run itself is `sunledger_sim::run`.
+//! `sunledger sim`: the load simulator against a running server's broker. With `--grpc`, the
+//! fleet is first enrolled through the operators' API (`sunledger_sim::enrol`) and audited
+//! through it after the run (`sunledger_sim::audit`); with `--database`, simulator units are
+//! instead registered in a stopped server's database. Either writes the credentials file that
+//! later runs log in with. The run itself is `sunledger_sim::run`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,11 +10,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sunledger_billing::store::{Store, StoreError};
+use sunledger_sim::audit::audit_over_api;
 use sunledger_sim::credentials::{format_credentials, parse_credentials};
-use sunledger_sim::run::{Progress, RunLimits, RunSummary, run};
+use sunledger_sim::enrol::{EnrolOptions, Enrolment, enrol};
+use sunledger_sim::operator::Operator;
+use sunledger_sim::run::{Progress, RunLimits, RunOutcome, RunSummary, run};
 use sunledger_sim::{DeviceCredentials, SimConfig};
 
-/// Devices registered with `--database` when `--devices` is not given.
+/// Devices registered with `--database` or `--grpc` when `--devices` is not given.
 const REGISTER_DEVICES_DEFAULT: usize = 100;
 /// Time between two progress lines.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,10 +34,33 @@ pub struct SimArgs {
     credentials: PathBuf,
     /// A STOPPED server's redb file: registers (or re-keys) units SIM-000001.. and writes
     /// the credentials file instead of running.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "grpc")]
     database: Option<PathBuf>,
+    /// A RUNNING server's operators' API (e.g. http://127.0.0.1:50051): enrols units
+    /// SIM-000001.. through it (plan, unit, customer, registration, opening credit), merges
+    /// their secrets into the credentials file, runs them, and audits the platform after.
+    #[arg(long)]
+    grpc: Option<String>,
+    /// An Admin's API token for --grpc.
+    #[arg(long, env = "SUNLEDGER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Price of a kWh on the "sim usage" plan --grpc creates (an existing plan of that name
+    /// must have this price).
+    #[arg(long, default_value = "1.50")]
+    price_per_kwh: String,
+    /// Credit recorded once per unit by --grpc (reference `<serial>-opening`); 0 records none.
+    #[arg(long, default_value = "10")]
+    opening_credit: String,
+    /// Audits the platform through --grpc after the run: energy per device against the
+    /// simulator's truth, and every ledger against its balance [default: true with --grpc].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", requires = "grpc")]
+    audit: Option<bool>,
+    /// Longest wait, seconds, for the platform to catch up with the last readings before the
+    /// audit's mismatches count.
+    #[arg(long, default_value_t = 15)]
+    audit_settle_s: u64,
     /// Devices to register, or to run from the credentials file [default: all in the file;
-    /// 100 with --database].
+    /// 100 with --database or --grpc].
     #[arg(long)]
     devices: Option<usize>,
     /// Seconds to run before a clean shutdown (Ctrl-C stops earlier).
@@ -95,11 +123,17 @@ pub async fn simulate(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     let config = args.sim_config()?;
-    let text = std::fs::read_to_string(&args.credentials)
-        .with_context(|| format!("reading {}", args.credentials.display()))?;
-    let mut credentials =
-        parse_credentials(&text).with_context(|| format!("in {}", args.credentials.display()))?;
-    credentials.truncate(args.devices.unwrap_or(credentials.len()));
+    let (credentials, platform) = match &args.grpc {
+        Some(endpoint) => {
+            let (operator, enrolment) = enrol_fleet(args, endpoint).await?;
+            (enrolment.credentials(), Some((operator, enrolment)))
+        }
+        None => {
+            let mut credentials = read_credentials(&args.credentials)?;
+            credentials.truncate(args.devices.unwrap_or(credentials.len()));
+            (credentials, None)
+        }
+    };
     eprintln!(
         "sim: {} devices against {}:{} for {} s (seed {})",
         credentials.len(),
@@ -113,9 +147,80 @@ pub async fn simulate(
         progress_interval: PROGRESS_INTERVAL,
     };
     let mut status = StatusLine::new();
-    let summary = run(config, credentials, limits, stop, |p| status.show(p)).await?;
+    let RunOutcome {
+        mut summary,
+        truths,
+    } = run(config, credentials, limits, stop, |p| status.show(p)).await?;
     status.finish();
+    if let Some((operator, enrolment)) = platform.filter(|_| args.audit != Some(false)) {
+        let settle_max = Duration::from_secs(args.audit_settle_s);
+        let audit = audit_over_api(&operator, &enrolment.units, &truths, settle_max).await?;
+        summary.audit = Some(audit);
+    }
     Ok(summary)
+}
+
+/// Enrols the fleet through the operators' API at `endpoint`, taking the secrets of units an
+/// earlier run registered from the credentials file, and writes every secret back to it.
+async fn enrol_fleet(args: &SimArgs, endpoint: &str) -> anyhow::Result<(Operator, Enrolment)> {
+    let token = args
+        .token
+        .as_deref()
+        .context("--grpc needs an Admin's API token: --token or SUNLEDGER_TOKEN")?;
+    let operator = Operator::connect(endpoint, token).await?;
+    let known = match args.credentials.exists() {
+        true => read_credentials(&args.credentials)?,
+        false => Vec::new(),
+    };
+    let options = EnrolOptions {
+        devices: args.devices.unwrap_or(REGISTER_DEVICES_DEFAULT),
+        price_per_kwh: args.price_per_kwh.clone(),
+        opening_credit: args.opening_credit.clone(),
+    };
+    let enrolment = enrol(&operator, &options, &known).await?;
+    let skipped = enrolment.already_registered().count();
+    if skipped > 0 {
+        eprintln!(
+            "sim: {skipped} units already existed in the organisation: their registration was \
+             skipped and their secrets must come from {}",
+            args.credentials.display()
+        );
+    }
+    write_credentials(
+        &args.credentials,
+        &merge_credentials(known, enrolment.credentials()),
+    )?;
+    enrolment.require_all_secrets()?;
+    eprintln!(
+        "sim: {} units enrolled on plan {} ({} newly registered); credentials in {}",
+        enrolment.units.len(),
+        enrolment.plan_id,
+        enrolment.units.len() - skipped,
+        args.credentials.display()
+    );
+    Ok((operator, enrolment))
+}
+
+/// `known` with every device of `fresh` replacing its entry or added, so a smaller run keeps
+/// the secrets of units it did not enrol.
+fn merge_credentials(
+    mut known: Vec<DeviceCredentials>,
+    fresh: Vec<DeviceCredentials>,
+) -> Vec<DeviceCredentials> {
+    for device in fresh {
+        match known.iter_mut().find(|k| k.serial == device.serial) {
+            Some(entry) => *entry = device,
+            None => known.push(device),
+        }
+    }
+    known
+}
+
+/// The credentials file's devices.
+fn read_credentials(path: &Path) -> anyhow::Result<Vec<DeviceCredentials>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_credentials(&text).with_context(|| format!("in {}", path.display()))
 }
 
 impl SimArgs {
@@ -329,6 +434,87 @@ mod tests {
             let state = server.store().unit_state(&device.serial).unwrap();
             assert!(state.is_some_and(|s| s.meter.is_some_and(|m| m.seq >= 5)));
         }
+        server.shutdown().await;
+    }
+
+    /// Proves the `--grpc` path end to end: enrolment through the API alone (plan, units with
+    /// Luhn-valid IMEIs, registrations, opening credits), a run whose tiny credit at a high
+    /// price switches devices OFF, an audit that finds nothing, and the OFF latency figures.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fleet_enrolled_over_grpc_runs_switches_off_and_passes_the_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
+        let settings = Settings::for_tests(dir.path().join("db.redb"), mqtt, grpc, metrics);
+        let server = Server::start(settings).await.unwrap();
+        let new = sunledger_control_api::NewOrganisation {
+            name: "Sim Org".into(),
+            country: "KE".into(),
+            currency: "KES".into(),
+            time_zone: "Africa/Nairobi".into(),
+            accept_terms: true,
+            admin_name: "Sim Admin".into(),
+            admin_email: "admin@example.com".into(),
+        };
+        let founded =
+            tokio::task::block_in_place(|| server.platform().directory.create_organisation(&new))
+                .unwrap();
+        let file = dir.path().join("creds.txt");
+        let (broker, endpoint) = (mqtt.to_string(), format!("http://{grpc}"));
+        let flags = [
+            "--grpc",
+            &endpoint,
+            "--token",
+            founded.token.secret.expose(),
+            "--broker",
+            &broker,
+            "--credentials",
+            file.to_str().unwrap(),
+            "--devices",
+            "4",
+            "--price-per-kwh",
+            "1000",
+            "--opening-credit",
+            "0.01",
+            "--duration",
+            "4",
+            "--report-interval-ms",
+            "200",
+            "--time-scale",
+            "3600",
+        ];
+        let summary = simulate(&args(&flags), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(summary.devices, 4);
+        let audit = summary
+            .audit
+            .as_ref()
+            .expect("audited by default with --grpc");
+        assert_eq!((audit.checked, audit.ledgers_checked), (4, 4), "{audit:?}");
+        assert!(
+            audit.mismatches.is_empty(),
+            "seed {}: {audit:?}",
+            summary.seed
+        );
+        assert!(audit.stored_wh > 0, "{audit:?}");
+        let latency = summary.off_command_latency;
+        assert!(latency.commands >= 1, "nothing switched off: {summary:?}");
+        assert!(latency.p50_ms.is_some() && latency.p99_ms >= latency.p50_ms);
+        assert_eq!(latency.resolution_ms, 1_000);
+        assert!(summary.table().contains("resolution 1 s"));
+        let written = parse_credentials(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(written.len(), 4);
+
+        // A second enrolment registers nothing and takes the secrets from the file.
+        let again = simulate(&args(&flags), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(again.totals.auth_failures, 0);
+        assert_eq!(
+            again.off_command_latency.commands, 0,
+            "a retained OFF decided before the run is no latency sample"
+        );
+        assert!(again.audit.is_some_and(|a| a.mismatches.is_empty()));
         server.shutdown().await;
     }
 }

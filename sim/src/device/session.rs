@@ -8,6 +8,7 @@ use rumqttc::{ConnectionError, Event, Outgoing, Packet, Publish, QoS};
 use sunledger_proto::device::{Command, LoadState, Telemetry};
 
 use super::{STATUS_ONLINE, SimDevice};
+use crate::clock::real_unix_ms;
 use crate::device_model::CommandOutcome;
 use crate::error::{DeviceError, WaitedFor, is_login_refusal};
 use crate::outbox::Tag;
@@ -188,6 +189,8 @@ impl SimDevice {
             outcome,
             received_at: Instant::now(),
             received_sim_ms: now_ms,
+            issued_unix_s: command.ts,
+            received_unix_ms: real_unix_ms(),
         };
         self.lock_truth().on_command(receipt, load_on);
         if let (true, Some(ack)) = (outcome.needs_ack(), self.model.current_ack()) {

@@ -1,0 +1,396 @@
+//! Registering the simulated fleet through the operators' gRPC API, as an operator would: a
+//! usage plan, then per unit `SIM-000001`… the unit (its device secret comes back once), a
+//! customer with a completed registration (which opens the billing account) and an opening
+//! credit under the idempotent reference `<serial>-opening`.
+//!
+//! Re-running is safe: the plan is found by name, a unit the organisation already has is not
+//! registered again (its secret must then come from the credentials file of the run that
+//! registered it), an installed unit is not installed again, and the opening credit's
+//! reference makes it one payment however often the fleet is enrolled.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use sunledger_proto::api::v1 as api;
+use tokio::task::JoinSet;
+use tonic::Code;
+
+use crate::device::DeviceCredentials;
+use crate::error::SimError;
+use crate::operator::{Operator, all_pages};
+
+/// Name of the usage plan the fleet is billed on, found again by it on later runs.
+pub const PLAN_NAME: &str = "sim usage";
+/// Units enrolled at once: each takes a handful of calls that each wait for a durable commit,
+/// and concurrent commits share group commits on the server.
+const ENROL_CONCURRENCY: usize = 8;
+/// First 14 digits of simulator IMEIs, less the unit number: "35" is a GSMA reporting body,
+/// and the range stays clear of the demo's and the end-to-end tests' IMEIs.
+const SIM_IMEI_BASE: u64 = 35_800_000_000_000;
+/// Where simulated customers live (Nairobi), as registrations require a location.
+const SIM_LOCATION: (f64, f64) = (-1.2921, 36.8219);
+
+/// What to enrol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolOptions {
+    /// Units `SIM-000001`… to enrol.
+    pub devices: usize,
+    /// Price of a kWh on the plan, a decimal string in the organisation's currency.
+    pub price_per_kwh: String,
+    /// Credit recorded for each unit once, a decimal string; zero records none.
+    pub opening_credit: String,
+}
+
+/// One enrolled unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolledUnit {
+    /// `SIM-000001`…, the device's MQTT client id.
+    pub serial: String,
+    /// The device secret: issued by this run, or from the credentials file given; `None` for
+    /// a unit registered earlier whose secret the file lacks.
+    pub secret: Option<String>,
+    /// Whether this run registered the unit (else the organisation already had it).
+    pub newly_registered: bool,
+    /// The complete installation whose account bills the unit (ledger and balance name it).
+    pub installation_id: String,
+    /// Energy the platform had metered for the unit before this run (earlier runs'), so
+    /// the audit compares only what this run's devices reported.
+    pub consumed_wh_before: u64,
+}
+
+/// The enrolled fleet, in serial order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The usage plan the fleet is billed on.
+    pub plan_id: String,
+    /// Every unit, in serial order.
+    pub units: Vec<EnrolledUnit>,
+}
+
+impl Enrolment {
+    /// Units the organisation already had, whose registration was skipped.
+    pub fn already_registered(&self) -> impl Iterator<Item = &EnrolledUnit> {
+        self.units.iter().filter(|unit| !unit.newly_registered)
+    }
+
+    /// Every unit with a secret, as a credentials file lists them.
+    pub fn credentials(&self) -> Vec<DeviceCredentials> {
+        self.units
+            .iter()
+            .filter_map(|unit| {
+                Some(DeviceCredentials {
+                    serial: unit.serial.clone(),
+                    secret: unit.secret.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Refuses a fleet with a unit that cannot log in, naming every such unit.
+    pub fn require_all_secrets(&self) -> Result<(), SimError> {
+        let serials: Vec<String> = self
+            .units
+            .iter()
+            .filter(|unit| unit.secret.is_none())
+            .map(|unit| unit.serial.clone())
+            .collect();
+        match serials.is_empty() {
+            true => Ok(()),
+            false => Err(SimError::MissingSecrets { serials }),
+        }
+    }
+}
+
+/// Enrols units `SIM-000001`… up to `options.devices` in the caller's organisation; `known`
+/// supplies the secrets of units registered by an earlier run.
+pub async fn enrol(
+    operator: &Operator,
+    options: &EnrolOptions,
+    known: &[DeviceCredentials],
+) -> Result<Enrolment, SimError> {
+    let price = amount("--price-per-kwh", &options.price_per_kwh)?;
+    let credit = amount("--opening-credit", &options.opening_credit)?;
+    let plan_id = usage_plan(operator, price).await?;
+    let mut units = Vec::with_capacity(options.devices);
+    let mut tasks = JoinSet::new();
+    for n in 1..=options.devices {
+        if tasks.len() == ENROL_CONCURRENCY {
+            units.push(joined(tasks.join_next().await)?);
+        }
+        let serial = sim_serial(n);
+        let secret = known
+            .iter()
+            .find(|device| device.serial == serial)
+            .map(|device| device.secret.clone());
+        let unit = UnitToEnrol {
+            operator: operator.clone(),
+            n,
+            serial,
+            known_secret: secret,
+            plan_id: plan_id.clone(),
+            credit,
+        };
+        tasks.spawn(unit.enrol());
+    }
+    while let Some(result) = tasks.join_next().await {
+        units.push(joined(Some(result))?);
+    }
+    units.sort_by(|a, b| a.serial.cmp(&b.serial));
+    Ok(Enrolment { plan_id, units })
+}
+
+fn joined(
+    result: Option<Result<Result<EnrolledUnit, SimError>, tokio::task::JoinError>>,
+) -> Result<EnrolledUnit, SimError> {
+    result
+        .expect("joined only while tasks are running")
+        .expect("an enrolment task does not panic")
+}
+
+/// The serial of simulator unit `n`.
+pub fn sim_serial(n: usize) -> String {
+    format!("SIM-{n:06}")
+}
+
+/// A valid IMEI for simulator unit `n`: 14 digits from `n` and their Luhn check digit.
+pub fn sim_imei(n: usize) -> String {
+    let body = format!("{:014}", SIM_IMEI_BASE + n as u64);
+    // From the right of the body, every other digit starting with the last is doubled
+    // (less 9 above 9); the check digit brings the sum to a multiple of 10.
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .map(|byte| u32::from(byte - b'0'))
+        .enumerate()
+        .map(|(position, digit)| match (position % 2, digit * 2) {
+            (0, doubled) if doubled > 9 => doubled - 9,
+            (0, doubled) => doubled,
+            _ => digit,
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+fn amount(field: &'static str, value: &str) -> Result<Decimal, SimError> {
+    Decimal::from_str(value.trim())
+        .ok()
+        .filter(|amount| !amount.is_sign_negative())
+        .ok_or_else(|| SimError::InvalidAmount {
+            field,
+            value: value.to_owned(),
+        })
+}
+
+/// The active usage plan named [`PLAN_NAME`], created with automatic switch-off if there is
+/// none; one at another price is refused rather than silently billing at it.
+async fn usage_plan(operator: &Operator, price: Decimal) -> Result<String, SimError> {
+    let plans = all_pages(|page_token| async move {
+        let request = api::ListPlansRequest {
+            page_size: 0,
+            page_token,
+            tariff_type: api::TariffType::Usage.into(),
+            availability: api::PlanAvailability::Active.into(),
+            search: PLAN_NAME.into(),
+        };
+        let page = operator
+            .plans()
+            .list_plans(request)
+            .await
+            .map_err(|status| SimError::api("ListPlans", status))?
+            .into_inner();
+        Ok((page.plans, page.next_page_token))
+    })
+    .await?;
+    if let Some(plan) = plans.into_iter().find(|plan| plan.name == PLAN_NAME) {
+        let existing = match &plan.tariff {
+            Some(api::plan::Tariff::Usage(usage)) => usage.price_per_kwh.clone(),
+            _ => String::new(),
+        };
+        return match Decimal::from_str(&existing) == Ok(price) {
+            true => Ok(plan.id),
+            false => Err(SimError::PlanTermsDiffer {
+                name: PLAN_NAME.into(),
+                existing,
+                wanted: price.to_string(),
+            }),
+        };
+    }
+    let request = api::CreatePlanRequest {
+        name: PLAN_NAME.into(),
+        tariff: Some(api::create_plan_request::Tariff::Usage(api::UsageTariff {
+            price_per_kwh: price.to_string(),
+        })),
+        auto_switch_off: true,
+        ..Default::default()
+    };
+    let plan = operator
+        .plans()
+        .create_plan(request)
+        .await
+        .map_err(|status| SimError::api("CreatePlan", status))?;
+    Ok(plan.into_inner().id)
+}
+
+/// One unit's enrolment, owned so it can run on its own task.
+struct UnitToEnrol {
+    operator: Operator,
+    n: usize,
+    serial: String,
+    known_secret: Option<String>,
+    plan_id: String,
+    credit: Decimal,
+}
+
+impl UnitToEnrol {
+    async fn enrol(self) -> Result<EnrolledUnit, SimError> {
+        let call = |rpc: &str| format!("{rpc} {}", self.serial);
+        let request = api::RegisterUnitRequest {
+            serial: self.serial.clone(),
+            imei: sim_imei(self.n),
+            entity_id: String::new(),
+        };
+        let (secret, newly_registered, installation_id, consumed_wh_before) =
+            match self.operator.units().register_unit(request).await {
+                Ok(response) => (Some(response.into_inner().device_secret), true, None, 0),
+                Err(status) if status.code() == Code::AlreadyExists => {
+                    let request = api::GetUnitRequest {
+                        serial: self.serial.clone(),
+                    };
+                    let details = self
+                        .operator
+                        .units()
+                        .get_unit(request)
+                        .await
+                        .map_err(|status| SimError::api(call("GetUnit"), status))?
+                        .into_inner();
+                    let current = details.unit.map(|unit| unit.current_installation_id);
+                    let consumed_wh = details.device.map_or(0, |device| device.consumed_wh);
+                    let secret = self.known_secret.clone();
+                    let installation_id = current.filter(|id| !id.is_empty());
+                    (secret, false, installation_id, consumed_wh)
+                }
+                Err(status) => return Err(SimError::api(call("RegisterUnit"), status)),
+            };
+        let installation_id = match installation_id {
+            Some(id) => id,
+            None => self.install().await?,
+        };
+        if !self.credit.is_zero() {
+            self.pay_opening_credit(&installation_id).await?;
+        }
+        Ok(EnrolledUnit {
+            serial: self.serial,
+            secret,
+            newly_registered,
+            installation_id,
+            consumed_wh_before,
+        })
+    }
+
+    /// Registers a new customer on the unit in both steps; returns the installation's id.
+    async fn install(&self) -> Result<String, SimError> {
+        let customer = api::CustomerDetails {
+            r#type: api::CustomerType::Consumer.into(),
+            name: format!("Sim Customer {}", self.n),
+            email: format!("{}@sim.example.com", self.serial.to_lowercase()),
+            contact_preference: api::ContactPreference::Email.into(),
+            ..Default::default()
+        };
+        let (latitude, longitude) = SIM_LOCATION;
+        let start = api::StartRegistrationRequest {
+            unit_serial: self.serial.clone(),
+            contact: Some(api::start_registration_request::Contact::NewCustomer(
+                customer,
+            )),
+            location: Some(api::Location {
+                latitude,
+                longitude,
+            }),
+        };
+        let installations = self.operator.installations();
+        let partial = installations
+            .clone()
+            .start_registration(start)
+            .await
+            .map_err(|status| SimError::api(format!("StartRegistration {}", self.serial), status))?
+            .into_inner();
+        let complete = api::CompleteRegistrationRequest {
+            installation_id: partial.id,
+            plan: Some(api::PlanChoice {
+                plan_id: self.plan_id.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let installation = installations
+            .clone()
+            .complete_registration(complete)
+            .await
+            .map_err(|status| {
+                SimError::api(format!("CompleteRegistration {}", self.serial), status)
+            })?;
+        Ok(installation.into_inner().id)
+    }
+
+    /// Records the opening credit once: a repeat with the same amount is a duplicate the
+    /// server ignores, and one with another amount (an earlier run's) stays as it was.
+    async fn pay_opening_credit(&self, installation_id: &str) -> Result<(), SimError> {
+        let request = api::RecordPaymentRequest {
+            installation_id: installation_id.to_owned(),
+            amount: self.credit.to_string(),
+            reference: format!("{}-opening", self.serial),
+            channel: api::PaymentChannel::Other.into(),
+        };
+        match self.operator.payments().record_payment(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::AlreadyExists => Ok(()),
+            Err(status) => Err(SimError::api(
+                format!("RecordPayment {}", self.serial),
+                status,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imeis_are_fifteen_digits_with_their_luhn_check_digit() {
+        let luhn_ok = |imei: &str| {
+            let sum: u32 = imei
+                .bytes()
+                .rev()
+                .map(|byte| u32::from(byte - b'0'))
+                .enumerate()
+                .map(|(i, d)| {
+                    if i % 2 == 1 {
+                        (d * 2) / 10 + (d * 2) % 10
+                    } else {
+                        d
+                    }
+                })
+                .sum();
+            sum.is_multiple_of(10)
+        };
+        assert!(luhn_ok("490154203237518"), "the textbook IMEI");
+        for n in [1, 2, 9, 10, 999_999] {
+            let imei = sim_imei(n);
+            assert_eq!(imei.len(), 15, "{imei}");
+            assert!(luhn_ok(&imei), "{imei}");
+        }
+        assert_ne!(sim_imei(1), sim_imei(2));
+    }
+
+    #[test]
+    fn amounts_must_be_decimals_of_at_least_zero() {
+        assert_eq!(amount("f", " 1.50 ").unwrap(), Decimal::new(150, 2));
+        for bad in ["-1", "abc", ""] {
+            assert!(matches!(
+                amount("f", bad),
+                Err(SimError::InvalidAmount { field: "f", .. })
+            ));
+        }
+    }
+}
