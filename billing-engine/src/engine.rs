@@ -388,9 +388,17 @@ impl Partition {
 
     /// Commands the devices have not acknowledged yet, to publish again.
     pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
+        self.desired_commands()
+            .filter(|(serial, _)| self.units[*serial].state.awaiting_ack())
+    }
+
+    /// Every unit's current command, acknowledged or not: published once when the partition
+    /// starts, because the embedded broker keeps retained messages in memory only, and a
+    /// device reconnecting after a restart must still find its current state in its `cmd`
+    /// slot.
+    pub fn desired_commands(&self) -> impl Iterator<Item = (&str, Command)> {
         self.units
             .iter()
-            .filter(|(_, unit)| unit.state.awaiting_ack())
             .filter_map(|(serial, unit)| Some((serial.as_ref(), unit.state.desired?.to_proto())))
     }
 

@@ -371,6 +371,7 @@ impl Worker {
         let queue_depth =
             metrics::gauge!("sunledger_ingest_queue_depth", "partition" => self.index.to_string());
         let batch_events = metrics::histogram!("sunledger_billing_batch_events");
+        self.publish_retained_slots();
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
             let mut busy = self.serve_requests();
@@ -445,6 +446,18 @@ impl Worker {
             .set(census.below_limit as f64);
         metrics::gauge!("sunledger_commands_pending", "partition" => partition)
             .set(census.awaiting_ack as f64);
+    }
+
+    /// Fills every unit's retained `cmd` slot with its current command.
+    fn publish_retained_slots(&mut self) {
+        let commands: Vec<(String, Command)> = self
+            .partition
+            .desired_commands()
+            .map(|(serial, command)| (serial.to_owned(), command))
+            .collect();
+        for (serial, command) in commands {
+            self.sink.publish(&serial, &command);
+        }
     }
 
     fn resend_unacknowledged(&mut self) {

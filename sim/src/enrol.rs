@@ -152,9 +152,15 @@ pub fn sim_serial(n: usize) -> String {
     format!("SIM-{n:06}")
 }
 
-/// A valid IMEI for simulator unit `n`: 14 digits from `n` and their Luhn check digit.
+/// A valid IMEI for simulator unit `n`.
 pub fn sim_imei(n: usize) -> String {
-    let body = format!("{:014}", SIM_IMEI_BASE + n as u64);
+    imei_with_check_digit(SIM_IMEI_BASE + n as u64)
+}
+
+/// The 15-digit IMEI whose first 14 digits are `body` (zero-padded), completed with its Luhn
+/// check digit: what a manufacturer prints on a unit.
+pub fn imei_with_check_digit(body: u64) -> String {
+    let body = format!("{body:014}");
     // From the right of the body, every other digit starting with the last is doubled
     // (less 9 above 9); the check digit brings the sum to a multiple of 10.
     let sum: u32 = body

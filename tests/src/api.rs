@@ -269,21 +269,9 @@ where
     }
 }
 
-/// A valid IMEI for test unit `n`: 14 digits from `n` and its Luhn check digit.
+/// A valid IMEI for test unit `n`.
 pub fn imei(n: u64) -> String {
-    let body = format!("{:014}", 35_000_000_000_000 + n);
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .map(|byte| u32::from(byte - b'0'))
-        .enumerate()
-        .map(|(position, digit)| match position % 2 {
-            0 if digit * 2 > 9 => digit * 2 - 9,
-            0 => digit * 2,
-            _ => digit,
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
+    sunledger_sim::enrol::imei_with_check_digit(35_000_000_000_000 + n)
 }
 
 /// Waits for `device`'s next command, asserts its load and reason, and acknowledges it as a

@@ -100,3 +100,36 @@ async fn the_last_will_marks_a_vanished_device_offline() {
     device.vanish();
     server.wait_for_state(serial, |state| !state.online).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_device_finds_its_acknowledged_command_in_the_retained_slot() {
+    let server = TestServer::start().await;
+    let secret = server.register(SERIAL);
+    let off = tokio::task::block_in_place(|| {
+        server
+            .server
+            .engine()
+            .set_load(SERIAL, LoadState::Off, Reason::Manual)
+    })
+    .unwrap();
+    let mut device = connect_and_subscribe(&server, &secret).await;
+    assert_eq!(next_command(&mut device).await.0, off);
+    let ack = CommandAck {
+        cmd_id: off.cmd_id,
+        load: off.load,
+        ..CommandAck::default()
+    };
+    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
+    server
+        .wait_for_state(SERIAL, |state| !state.awaiting_ack())
+        .await;
+    device.vanish();
+
+    // The embedded broker keeps retained messages in memory: the restarted platform must
+    // fill the slot again, though nothing is awaiting an ack.
+    let server = TestServer::start_in(server.stop().await).await;
+    let mut device = connect_and_subscribe(&server, &secret).await;
+    let (retained, retain_flag) = next_command(&mut device).await;
+    assert_eq!(retained, off, "the current command, not a new one");
+    assert!(retain_flag);
+}
