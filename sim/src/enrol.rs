@@ -8,6 +8,7 @@
 //! registered it), an installed unit is not installed again, and the opening credit's
 //! reference makes it one payment however often the fleet is enrolled.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -17,7 +18,7 @@ use tonic::Code;
 
 use crate::device::DeviceCredentials;
 use crate::error::SimError;
-use crate::operator::{Operator, all_pages};
+use crate::operator::{Operator, all_pages, joined};
 
 /// Name of the usage plan the fleet is billed on, found again by it on later runs.
 pub const PLAN_NAME: &str = "sim usage";
@@ -111,6 +112,10 @@ pub async fn enrol(
     let price = amount("--price-per-kwh", &options.price_per_kwh)?;
     let credit = amount("--opening-credit", &options.opening_credit)?;
     let plan_id = usage_plan(operator, price).await?;
+    let known: HashMap<&str, &str> = known
+        .iter()
+        .map(|device| (device.serial.as_str(), device.secret.as_str()))
+        .collect();
     let mut units = Vec::with_capacity(options.devices);
     let mut tasks = JoinSet::new();
     for n in 1..=options.devices {
@@ -119,9 +124,8 @@ pub async fn enrol(
         }
         let serial = sim_serial(n);
         let secret = known
-            .iter()
-            .find(|device| device.serial == serial)
-            .map(|device| device.secret.clone());
+            .get(serial.as_str())
+            .map(|secret| (*secret).to_owned());
         let unit = UnitToEnrol {
             operator: operator.clone(),
             n,
@@ -137,14 +141,6 @@ pub async fn enrol(
     }
     units.sort_by(|a, b| a.serial.cmp(&b.serial));
     Ok(Enrolment { plan_id, units })
-}
-
-fn joined(
-    result: Option<Result<Result<EnrolledUnit, SimError>, tokio::task::JoinError>>,
-) -> Result<EnrolledUnit, SimError> {
-    result
-        .expect("joined only while tasks are running")
-        .expect("an enrolment task does not panic")
 }
 
 /// The serial of simulator unit `n`.

@@ -98,3 +98,13 @@ where
         token = next;
     }
 }
+
+/// The result of a finished task of a bounded [`tokio::task::JoinSet`] of API calls; called
+/// only while tasks run, and the tasks do not panic.
+pub(crate) fn joined<T>(
+    result: Option<Result<Result<T, SimError>, tokio::task::JoinError>>,
+) -> Result<T, SimError> {
+    result
+        .expect("joined only while tasks are running")
+        .expect("an API task does not panic")
+}
