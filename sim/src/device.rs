@@ -120,7 +120,7 @@ impl SimDevice {
         let (client, eventloop) = mqtt_client(config, &serial, secret, &topics.status);
         let mut curve_rng = StdRng::seed_from_u64(stream_seed(seed, Stream::LoadCurve));
         let curve = LoadCurve::random(&mut curve_rng, config.utc_offset_minutes);
-        let model = DeviceModel::new(Consumption::Curve(curve), clock.now_ms());
+        let model = DeviceModel::new(Consumption::Curve(curve), clock.now_ms(), power_up_boot());
         let truth = TruthRecorder::new(serial.clone(), seed, model.boot(), config.command_log_max);
         Ok(SimDevice {
             faults: FaultInjector::new(config.faults.clone(), stream_seed(seed, Stream::Faults)),
@@ -329,4 +329,15 @@ fn mqtt_client(
     // packets, so a small buffer that grows on demand saves kilobytes per device.
     eventloop.state.events.shrink_to(EVENT_BUFFER_CAPACITY);
     (client, eventloop)
+}
+
+/// The boot number a simulated unit starts with: the wall-clock second it powers up. A
+/// simulator run is a power-up of its units; starting every run at boot 1 would repeat the
+/// (boot, seq) pairs an earlier run against the same platform already sent, and the platform
+/// rightly ignores those as old readings. A later run starts at a higher boot.
+fn power_up_boot() -> u32 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX)
 }

@@ -71,12 +71,12 @@ pub struct DeviceModel {
 }
 
 impl DeviceModel {
-    /// A freshly installed unit at `now_ms`: boot 1, counters zero, load on.
-    pub fn new(consumption: Consumption, now_ms: i64) -> DeviceModel {
+    /// A unit powered up at `now_ms` as boot number `boot`: counters zero, load on.
+    pub fn new(consumption: Consumption, now_ms: i64, boot: u32) -> DeviceModel {
         DeviceModel {
             consumption,
             load_on: true,
-            boot: 1,
+            boot,
             seq: 0,
             load: EnergyCounter::default(),
             usb: EnergyCounter::default(),
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn counters_and_seq_are_monotonic_within_a_boot() {
-        let mut model = DeviceModel::new(Consumption::Curve(LoadCurve::nominal()), 0);
+        let mut model = DeviceModel::new(Consumption::Curve(LoadCurve::nominal()), 0, 1);
         let mut previous = model.next_telemetry(0);
         for step in 1..=2_000 {
             let reading = model.next_telemetry(step * 90_000);
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn off_stops_load_and_usb_counting_and_on_resumes() {
-        let mut model = DeviceModel::new(constant(10_000, 5_000), 0);
+        let mut model = DeviceModel::new(constant(10_000, 5_000), 0, 1);
         let off = model.handle_command(&command(1, LoadState::Off), HOUR_MS);
         assert_eq!(off, CommandOutcome::Applied);
         assert_eq!(
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn commands_apply_once_reack_when_repeated_and_ignore_stale_ones() {
-        let mut model = DeviceModel::new(constant(0, 0), 0);
+        let mut model = DeviceModel::new(constant(0, 0), 0, 1);
         let cases = [
             (
                 command(0, LoadState::Off),
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn reset_restarts_counters_and_seq_but_keeps_switch_and_last_command() {
-        let mut model = DeviceModel::new(constant(2_000, 0), 0);
+        let mut model = DeviceModel::new(constant(2_000, 0), 0, 1);
         model.next_telemetry(HOUR_MS);
         model.handle_command(&command(7, LoadState::Off), 2 * HOUR_MS);
         let before = model.reset(3 * HOUR_MS);

@@ -367,7 +367,7 @@ mod tests {
             ..FaultRates::default()
         };
         let mut faults = FaultInjector::new(rates, 11);
-        let mut model = DeviceModel::new(Consumption::Curve(LoadCurve::nominal()), 0);
+        let mut model = DeviceModel::new(Consumption::Curve(LoadCurve::nominal()), 0, 1);
         let mut truth = TruthRecorder::new("SL-1".into(), 11, model.boot(), 4);
         for tick in 1..=5_000_i64 {
             let now_ms = tick * 600_000;

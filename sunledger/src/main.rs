@@ -152,7 +152,10 @@ impl ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Logs go to stderr, so stdout carries only what a command prints for its caller
+    // (tokens, `sim --json`).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,rumqttd=off".into()),
