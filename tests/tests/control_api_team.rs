@@ -21,12 +21,8 @@ use sunledger_proto::api::v1::Role;
 use sunledger_proto::api::v1::organisations_client::OrganisationsClient;
 use sunledger_proto::api::v1::team_client::TeamClient;
 use sunledger_tests::TestServer;
-use sunledger_tests::api::{assert_invalid, found};
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use sunledger_tests::api::{self as shared, Authorized, assert_invalid, found};
+use tonic::{Code, Status};
 
 const TEAM: &str = "sunledger.api.v1.Team";
 const ORGANISATIONS: &str = "sunledger.api.v1.Organisations";
@@ -37,23 +33,6 @@ const CUSTOMERS: &str = "sunledger.api.v1.Customers";
 const INSTALLATIONS: &str = "sunledger.api.v1.Installations";
 const REPORTS: &str = "sunledger.api.v1.Reports";
 
-/// Sends the `authorization` metadata given (or none), as a client would.
-#[derive(Clone)]
-struct Authorization(Option<AsciiMetadataValue>);
-
-impl Interceptor for Authorization {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Authorized = InterceptedService<Channel, Authorization>;
-
 /// The API as one caller sees it. Clients are cheap clones of one channel.
 #[derive(Clone)]
 struct Api {
@@ -63,12 +42,10 @@ struct Api {
 
 impl Api {
     async fn with_authorization(server: &TestServer, value: Option<&str>) -> Api {
-        let channel = server.grpc_channel().await;
-        let authorization =
-            Authorization(value.map(|value| value.parse().expect("ASCII metadata")));
+        let shared = shared::Api::with_authorization(server, value).await;
         Api {
-            team: TeamClient::with_interceptor(channel.clone(), authorization.clone()),
-            organisations: OrganisationsClient::with_interceptor(channel, authorization),
+            team: shared.team(),
+            organisations: shared.organisations(),
         }
     }
 
@@ -121,36 +98,26 @@ impl Api {
 
     /// Every member, walking the pages of `page_size`.
     async fn all_members(&self, page_size: i32) -> Vec<api::Member> {
-        let mut members = Vec::new();
-        let mut token = String::new();
-        loop {
+        shared::all_pages(|token| async move {
             let page = self
                 .members(page_size, &token)
                 .await
                 .expect("listing members");
-            members.extend(page.members);
-            if page.next_page_token.is_empty() {
-                return members;
-            }
-            token = page.next_page_token;
-        }
+            (page.members, page.next_page_token)
+        })
+        .await
     }
 
     /// Every audit event, newest first, walking the pages of `page_size`.
     async fn all_events(&self, page_size: i32) -> Vec<api::AuditEvent> {
-        let mut events = Vec::new();
-        let mut token = String::new();
-        loop {
+        shared::all_pages(|token| async move {
             let page = self
                 .events(page_size, &token)
                 .await
                 .expect("listing audit events");
-            events.extend(page.events);
-            if page.next_page_token.is_empty() {
-                return events;
-            }
-            token = page.next_page_token;
-        }
+            (page.events, page.next_page_token)
+        })
+        .await
     }
 
     async fn newest_sequence(&self) -> u64 {
