@@ -109,6 +109,7 @@ fn write_accounts(store: &Store, serials: &[Box<str>]) -> Result<(), Box<dyn std
         ledger_len: 0,
         ledger_head: None,
         below_limit_since_ms: None,
+        keypad: None,
     };
     let unit = Unit {
         state: UnitState::default(),

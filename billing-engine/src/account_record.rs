@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountSetup, Adjustment, Payment, PlanState, Reversal};
+use crate::keypad::{IssuedToken, KeypadBilling, TimeMode};
 use crate::ledger::LedgerEntry;
 use crate::tariff::PlanTerms;
 
@@ -29,6 +30,9 @@ pub struct AccountRecord {
     /// Since when the balance has been below the negative charge limit, unix milliseconds:
     /// what portfolio-at-risk reports age. `None` while at or above it, or once completed.
     pub below_limit_since_ms: Option<i64>,
+    /// A keypad unit's time bookkeeping: present when the account is billed in days of credit
+    /// sold as tokens ([`crate::keypad`]) instead of charged instalments.
+    pub keypad: Option<KeypadBilling>,
 }
 
 impl AccountRecord {
@@ -68,6 +72,9 @@ pub struct AccountOpening {
     pub terms: PlanTerms,
     /// The customer's down-payment, system cost and overrides.
     pub setup: AccountSetup,
+    /// For a keypad unit: whether payments add days or set the remaining days (the plan's
+    /// choice); ignored for connected units.
+    pub time_mode: TimeMode,
 }
 
 /// A change an operator makes to an open account.
@@ -114,4 +121,7 @@ pub struct Receipt {
     pub duplicate: bool,
     /// The account after the movement.
     pub account: AccountRecord,
+    /// For a payment on a keypad unit: the tokens it bought (for a repeated reference, the
+    /// same tokens again); empty otherwise.
+    pub tokens: Vec<IssuedToken>,
 }

@@ -11,13 +11,15 @@
 //!
 //! Submodules: `accounts` (opening, changing, closing, money movements), `instalments` (the
 //! timer that charges instalments as they fall due, and catches up after downtime), `summary`
-//! (counts over an organisation's accounts for reports).
+//! (counts over an organisation's accounts for reports), `tokens` (keypad units' OpenPAYGO
+//! tokens, made in the transaction that pays for them).
 
 mod accounts;
 mod instalments;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -76,6 +78,9 @@ pub struct UnitState {
     /// Set to Offline Disable by an operator: kept OFF whatever the credit, and billing
     /// decisions wait (in the account) until the unit is enabled again.
     pub offline_disabled: bool,
+    /// The count of the last OpenPAYGO token issued to a keypad unit; `None` until the first
+    /// (the unit's initial count then stands).
+    pub token_count: Option<u32>,
 }
 
 impl UnitState {
@@ -214,6 +219,7 @@ fn entry_kind_label(entry: &LedgerEntry) -> &'static str {
         EntryKind::InstalmentCharge => "instalment_charge",
         EntryKind::Adjustment => "adjustment",
         EntryKind::Reversal => "reversal",
+        EntryKind::TokenTime => "token_time",
     }
 }
 

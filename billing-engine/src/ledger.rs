@@ -23,6 +23,8 @@ pub enum EntryKind {
     Adjustment,
     /// The undoing of one payment (negative); reduces total paid.
     Reversal,
+    /// Credit turned into days on a keypad unit's token (negative): see [`crate::keypad`].
+    TokenTime,
 }
 
 /// How a payment reached the organisation, kept for reconciliation with the provider.
@@ -65,6 +67,8 @@ pub enum EntryRef {
     Instalment(u32),
     /// An operator-chosen reference for an adjustment.
     Operator(String),
+    /// The count of the (first) token carrying the days bought.
+    Token(u32),
 }
 
 /// One append-only change to an account's credit balance.
@@ -91,7 +95,10 @@ impl LedgerEntry {
     pub fn payment_ref(&self) -> Option<&str> {
         match &self.reference {
             EntryRef::Payment { provider_ref, .. } => Some(provider_ref),
-            EntryRef::Reading(_) | EntryRef::Instalment(_) | EntryRef::Operator(_) => None,
+            EntryRef::Reading(_)
+            | EntryRef::Instalment(_)
+            | EntryRef::Operator(_)
+            | EntryRef::Token(_) => None,
         }
     }
 
@@ -99,7 +106,10 @@ impl LedgerEntry {
     pub fn reading_id(&self) -> Option<ReadingId> {
         match self.reference {
             EntryRef::Reading(id) => Some(id),
-            EntryRef::Payment { .. } | EntryRef::Instalment(_) | EntryRef::Operator(_) => None,
+            EntryRef::Payment { .. }
+            | EntryRef::Instalment(_)
+            | EntryRef::Operator(_)
+            | EntryRef::Token(_) => None,
         }
     }
 
@@ -107,7 +117,10 @@ impl LedgerEntry {
     pub fn instalment_index(&self) -> Option<u32> {
         match self.reference {
             EntryRef::Instalment(index) => Some(index),
-            EntryRef::Payment { .. } | EntryRef::Reading(_) | EntryRef::Operator(_) => None,
+            EntryRef::Payment { .. }
+            | EntryRef::Reading(_)
+            | EntryRef::Operator(_)
+            | EntryRef::Token(_) => None,
         }
     }
 
@@ -115,7 +128,10 @@ impl LedgerEntry {
     pub fn counts_as_paid(&self) -> bool {
         match self.kind {
             EntryKind::Payment | EntryKind::Reversal => true,
-            EntryKind::UsageCharge | EntryKind::InstalmentCharge | EntryKind::Adjustment => false,
+            EntryKind::UsageCharge
+            | EntryKind::InstalmentCharge
+            | EntryKind::Adjustment
+            | EntryKind::TokenTime => false,
         }
     }
 }

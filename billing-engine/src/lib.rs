@@ -13,6 +13,8 @@
 //! - [`account_record`]: what the engine stores per account (organisation, time zone, ledger
 //!   length) and the requests that change accounts.
 //! - [`clock`]: the engine's time source, settable in tests.
+//! - [`keypad`]: units paid with OpenPAYGO tokens, billed in days ([`openpaygo`] makes the
+//!   codes); [`secrets`]: the master key their keys are sealed under.
 //! - [`worker`]: one thread per partition draining its bounded lock-free queue in batches;
 //!   [`worker::Engine`] routes events and requests to the owning partition.
 //!
@@ -28,7 +30,9 @@ pub mod commands;
 pub mod compact;
 pub mod engine;
 pub mod event;
+pub mod keypad;
 pub mod meter;
+pub mod secrets;
 pub mod store;
 pub mod units;
 pub mod worker;

@@ -60,7 +60,7 @@ pub const MAX_STARTING_CODE: u32 = 999_999_999;
 ///
 /// On the wire the kind is the parity of the token's count (even: add time; odd: set time or a
 /// command) together with the reserved values 998 and 999.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TokenKind {
     /// Adds `value` (days, or whatever unit the operator chose) to the unit's remaining time.
     AddTime,
@@ -80,7 +80,9 @@ impl TokenKind {
 }
 
 /// How a token is written: the unit's keypad and firmware decide, so it is per unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct TokenFormat {
     /// Extended token: 12 digits and values up to 999 999 instead of 9 digits and 999.
     pub extended: bool,

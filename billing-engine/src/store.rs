@@ -6,6 +6,11 @@
 //!   written by the engine at every group commit.
 //! - the billing tables (journal of ledger entries, reference indexes, revenue, unit events,
 //!   closed accounts): see [`billing`].
+//! - the keypad tables (token setups with sealed keys, token logs): see [`keypad`].
+//!
+//! Secrets the server must use again (keypad units' OpenPAYGO keys) are sealed under the
+//! [`MasterKey`], which lives in its own file beside the database (`master.key`, 0600), never
+//! in it.
 //!
 //! Every write is one redb transaction committed with immediate durability: when a method
 //! returns `Ok`, the change survives `kill -9`.
@@ -16,10 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::codec::{self, CodecError};
+use crate::secrets::{MasterKey, SecretError};
 
 use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
 
 mod billing;
+mod keypad;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
 
 const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
@@ -47,6 +54,9 @@ pub enum StoreError {
     /// Stored records contradict each other: the file is damaged.
     #[error("storage is inconsistent: {0}")]
     Corrupt(String),
+    /// The master key could not be read or created.
+    #[error(transparent)]
+    MasterKey(#[from] SecretError),
     /// The serial cannot be used as an MQTT client id and topic level.
     #[error("serial {0:?}: {1}")]
     InvalidSerial(String, sunledger_proto::topic::TopicError),
@@ -81,11 +91,20 @@ pub struct Store {
     db: Database,
     /// The next free journal position; positions reserved by a failed commit stay unused.
     journal_next: AtomicU64,
+    /// What stored secrets are sealed under.
+    master_key: MasterKey,
 }
 
 impl Store {
-    /// Opens (or creates) the redb file, creating its directory and tables.
+    /// Opens (or creates) the redb file, creating its directory and tables, with the master
+    /// key in `master.key` beside it (created on first start).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let key_path = path.with_file_name("master.key");
+        Store::open_with_key(path, MasterKey::load_or_create(&key_path)?)
+    }
+
+    /// Opens (or creates) the redb file with a master key kept elsewhere (settings).
+    pub fn open_with_key(path: &Path, master_key: MasterKey) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -99,9 +118,20 @@ impl Store {
         txn.open_table(billing::UNIT_EVENTS)?;
         txn.open_table(billing::REVENUE)?;
         txn.open_table(billing::CLOSED_ACCOUNTS)?;
+        txn.open_table(keypad::KEYPAD_UNITS)?;
+        txn.open_table(keypad::TOKENS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
-        Ok(Store { db, journal_next })
+        Ok(Store {
+            db,
+            journal_next,
+            master_key,
+        })
+    }
+
+    /// What stored secrets are sealed under.
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.master_key
     }
 
     /// The redb database, for other components' tables in the same file (the control API's

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::commands::CommandSink;
 use crate::engine::{EngineError, OrgSummary, Partition, UnitState, partition_of};
 use crate::event::DeviceEvent;
+use crate::keypad::IssuedToken;
 use crate::store::RefKind;
 use crate::store::{Store, StoreError};
 use crate::units::UnitDirectory;
@@ -289,6 +290,12 @@ impl Engine {
             reversal,
         };
         self.record(&index.serial, movement)
+    }
+
+    /// Issues a keypad unit's COUNTER_SYNC token, durably; `by` is the Admin, for the log.
+    pub fn counter_sync(&self, serial: &str, by: &str) -> Result<IssuedToken, EngineError> {
+        let (owned, by) = (serial.to_owned(), by.to_owned());
+        self.call(serial, move |partition| partition.counter_sync(&owned, &by))?
     }
 
     /// Sets or ends a unit's Offline Disable hold, durably; returns its device side.

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod convert;
 pub mod customers;
 pub mod directory;
+pub mod notify;
 pub mod organisations;
 pub mod pagination;
 pub mod payments;

@@ -12,11 +12,12 @@ use tonic::{Request, Response, Status};
 
 use crate::amount::to_wire as money;
 use crate::convert::timestamp;
-use crate::directory::{BilledAccount, BilledInstallation, NewPayment};
+use crate::directory::{BilledAccount, BilledInstallation, DirectoryError, NewPayment};
+use crate::notify::{self, SmsKind};
 use crate::pagination::PageRequest;
 use crate::platform::Platform;
 use crate::roles::Role;
-use crate::units::{load_to_wire, reason_to_wire};
+use crate::units::{load_to_wire, reason_to_wire, token_to_wire};
 use crate::validate::FieldViolation;
 use crate::{auth, blocking};
 
@@ -47,18 +48,38 @@ impl Payments for PaymentsService {
             reference: request.reference,
         };
         let platform = self.platform.clone();
-        let (receipt, billed) = blocking(move || {
-            platform
-                .directory
-                .record_payment(&caller, &new, &platform.engine)
+        let (receipt, billed, phone) = blocking(move || {
+            let (receipt, billed) =
+                platform
+                    .directory
+                    .record_payment(&caller, &new, &platform.engine)?;
+            let phone = match receipt.tokens.is_empty() || receipt.duplicate {
+                true => None,
+                false => platform
+                    .directory
+                    .customer_phone(&caller.org_id, &billed.serial)?,
+            };
+            Ok::<_, DirectoryError>((receipt, billed, phone))
         })
         .await?;
         let duplicate = receipt.duplicate;
+        let tokens: Vec<wire::KeypadToken> = receipt
+            .tokens
+            .iter()
+            .map(|token| token_to_wire(&billed.serial, token))
+            .collect();
+        if !duplicate {
+            for token in &receipt.tokens {
+                let text = notify::token_message(&billed.serial, token);
+                notify::send(&*self.platform.sms, SmsKind::Token, phone.as_deref(), &text);
+            }
+        }
         let (entry, balance) = receipt_to_wire(receipt, billed);
         Ok(Response::new(wire::RecordPaymentResponse {
             entry: Some(entry),
             duplicate,
             balance: Some(balance),
+            tokens,
         }))
     }
 
@@ -207,6 +228,11 @@ fn balance_to_wire(billed_account: BilledAccount) -> wire::Balance {
         desired_load: load_to_wire(load as i32).into(),
         desired_reason: reason_to_wire(reason as i32).into(),
         ledger_entries: account.ledger_len,
+        keypad: account.keypad.map(|keypad| wire::KeypadCredit {
+            days_credited: keypad.days_credited,
+            credit_until: keypad.credit_until_ms.map(timestamp),
+            payg_disabled: keypad.payg_disabled,
+        }),
     }
 }
 
@@ -226,6 +252,7 @@ fn entry_to_wire(sequence: u64, entry: LedgerEntry, currency: &str) -> wire::Led
             format!("instalment {index}"),
             wire::PaymentChannel::Unspecified,
         ),
+        EntryRef::Token(count) => (format!("token {count}"), wire::PaymentChannel::Unspecified),
     };
     wire::LedgerEntry {
         sequence,
@@ -235,6 +262,7 @@ fn entry_to_wire(sequence: u64, entry: LedgerEntry, currency: &str) -> wire::Led
             EntryKind::InstalmentCharge => wire::LedgerEntryKind::InstalmentCharge,
             EntryKind::Adjustment => wire::LedgerEntryKind::Adjustment,
             EntryKind::Reversal => wire::LedgerEntryKind::Reversal,
+            EntryKind::TokenTime => wire::LedgerEntryKind::TokenTime,
         }
         .into(),
         amount: money(entry.amount),

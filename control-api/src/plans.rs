@@ -1,5 +1,6 @@
 //! The `sunledger.api.v1.Plans` service: the organisation's payment plans.
 
+use sunledger_billing::keypad::TimeMode;
 use sunledger_billing::tariff::{Period, Tariff};
 use sunledger_proto::api::v1 as wire;
 use sunledger_proto::api::v1::plans_server::Plans;
@@ -123,6 +124,13 @@ fn tariff_from_wire(tariff: wire::create_plan_request::Tariff) -> NewTariff {
                 Ok(wire::TariffPeriod::Monthly) => Some(Period::Monthly),
                 Ok(wire::TariffPeriod::Unspecified) | Err(_) => None,
             },
+            token_time: match wire::TokenTimeMode::try_from(instalment.token_time_mode) {
+                Ok(wire::TokenTimeMode::Unspecified | wire::TokenTimeMode::AddTime) => {
+                    Some(TimeMode::AddTime)
+                }
+                Ok(wire::TokenTimeMode::SetTime) => Some(TimeMode::SetTime),
+                Err(_) => None,
+            },
             amount_per_period: instalment.amount_per_period,
         },
     }
@@ -144,6 +152,11 @@ fn plan_to_wire(plan: Plan) -> wire::Plan {
                 Period::Daily => wire::TariffPeriod::Daily,
                 Period::Weekly => wire::TariffPeriod::Weekly,
                 Period::Monthly => wire::TariffPeriod::Monthly,
+            }
+            .into(),
+            token_time_mode: match plan.token_time {
+                TimeMode::AddTime => wire::TokenTimeMode::AddTime,
+                TimeMode::SetTime => wire::TokenTimeMode::SetTime,
             }
             .into(),
         }),

@@ -9,6 +9,7 @@ use sunledger_billing::units::UnitDirectory;
 use sunledger_billing::worker::Engine;
 
 use crate::directory::Directory;
+use crate::notify::SmsSender;
 
 /// Handles on the one process's shared state; cheap to clone, one clone per service.
 #[derive(Clone)]
@@ -23,4 +24,6 @@ pub struct Platform {
     pub units: Arc<UnitDirectory>,
     /// The redb file: unit records, ledgers and reference indexes the engine committed.
     pub store: Arc<Store>,
+    /// The SMS gateway keypad tokens and low-credit reminders go out through.
+    pub sms: Arc<dyn SmsSender>,
 }

@@ -63,9 +63,10 @@ impl From<DirectoryError> for Status {
             DirectoryError::EmailTaken(_) | DirectoryError::SerialTaken(_) => {
                 Status::already_exists(error.to_string())
             }
-            DirectoryError::LastAdmin(_) | DirectoryError::PlanRetired(_) => {
-                Status::failed_precondition(error.to_string())
-            }
+            DirectoryError::LastAdmin(_)
+            | DirectoryError::PlanRetired(_)
+            | DirectoryError::NotKeypad(_)
+            | DirectoryError::NoToken(_) => Status::failed_precondition(error.to_string()),
             DirectoryError::Engine(error) => engine_status(error),
             DirectoryError::BillingStore(error) => billing_store_status(error),
             DirectoryError::TokenLimit { .. } => Status::resource_exhausted(error.to_string()),
@@ -109,6 +110,9 @@ fn engine_status(error: EngineError) -> Status {
         | EngineError::Adjustment(_)
         | EngineError::Reversal(_)
         | EngineError::OfflineDisabled(_)
+        | EngineError::NotKeypad(_)
+        | EngineError::KeypadNeedsInstalmentPlan(_)
+        | EngineError::Token(_)
         | EngineError::PaymentOnClosedAccount(_) => Status::failed_precondition(message),
         EngineError::Stopping => Status::unavailable(message),
         EngineError::Store(error) => billing_store_status(error),

@@ -2,6 +2,8 @@
 //! history, and Offline Disable.
 
 use sunledger_billing::engine::UnitState;
+use sunledger_billing::keypad::{CommMode, IssuedToken, TokenReason};
+use sunledger_billing::openpaygo::TokenKind;
 use sunledger_proto::api::v1 as wire;
 use sunledger_proto::api::v1::units_server::Units;
 use sunledger_proto::device;
@@ -9,7 +11,11 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::timestamp;
 use crate::directory::installations::UnitAssignment;
-use crate::directory::{DirectoryError, EnableStatus, HeldUnit, NewUnit, UnitChanges, UnitFilter};
+use crate::directory::{
+    DirectoryError, EnableStatus, HeldUnit, KeypadInput, NewUnit, TokenSent, UnitChanges,
+    UnitFilter,
+};
+use crate::notify::{self, SmsKind};
 use crate::pagination::PageRequest;
 use crate::platform::Platform;
 use crate::roles::Role;
@@ -28,6 +34,47 @@ impl UnitsService {
     }
 }
 
+impl UnitsService {
+    /// Texts `sent.token` to the customer and returns it as the reply carries it.
+    fn send_token(&self, sent: TokenSent) -> wire::KeypadToken {
+        let serial = sent.serial;
+        let text = notify::token_message(&serial, &sent.token);
+        notify::send(
+            &*self.platform.sms,
+            SmsKind::Token,
+            sent.phone.as_deref(),
+            &text,
+        );
+        token_to_wire(&serial, &sent.token)
+    }
+}
+
+/// A keypad token as replies carry it.
+pub(crate) fn token_to_wire(serial: &str, token: &IssuedToken) -> wire::KeypadToken {
+    let (reason, payment_reference) = match &token.reason {
+        TokenReason::Payment { provider_ref } => ("payment", provider_ref.clone()),
+        TokenReason::PlanCompleted => ("plan_completed", String::new()),
+        TokenReason::CounterSync => ("counter_sync", String::new()),
+    };
+    wire::KeypadToken {
+        unit_serial: serial.to_owned(),
+        count: token.count,
+        kind: match token.kind {
+            TokenKind::AddTime => wire::KeypadTokenKind::AddTime,
+            TokenKind::SetTime => wire::KeypadTokenKind::SetTime,
+            TokenKind::DisablePayg => wire::KeypadTokenKind::DisablePayg,
+            TokenKind::CounterSync => wire::KeypadTokenKind::CounterSync,
+        }
+        .into(),
+        value: token.value,
+        code: token.code.clone(),
+        reason: reason.to_owned(),
+        payment_reference,
+        issued_by: token.issued_by.clone(),
+        issued_at: Some(timestamp(token.at_ms)),
+    }
+}
+
 #[tonic::async_trait]
 impl Units for UnitsService {
     async fn register_unit(
@@ -36,10 +83,26 @@ impl Units for UnitsService {
     ) -> Result<Response<wire::RegisterUnitResponse>, Status> {
         let caller = auth::authorised(&request, Role::Technician)?;
         let request = request.into_inner();
+        let comm_mode = match wire::CommMode::try_from(request.comm_mode) {
+            Ok(wire::CommMode::Unspecified | wire::CommMode::Connected) => CommMode::Connected,
+            Ok(wire::CommMode::Keypad) => CommMode::Keypad,
+            Ok(wire::CommMode::Both) => CommMode::Both,
+            Err(_) => {
+                return Err(FieldViolation::new("comm_mode", "unknown communication mode").into());
+            }
+        };
         let new = NewUnit {
             serial: request.serial,
             imei: request.imei,
             entity_id: request.entity_id,
+            comm_mode,
+            keypad: request.keypad.map(|keypad| KeypadInput {
+                key: keypad.key,
+                starting_code: keypad.starting_code,
+                restricted_digits: keypad.restricted_digits,
+                extended: keypad.extended,
+                initial_count: keypad.initial_count,
+            }),
         };
         let platform = self.platform.clone();
         let (unit, secret) = blocking(move || {
@@ -52,10 +115,62 @@ impl Units for UnitsService {
             unit,
             current: None,
         };
+        let device_secret = match comm_mode.uses_mqtt() {
+            true => secret.expose().to_owned(),
+            false => String::new(),
+        };
         Ok(Response::new(wire::RegisterUnitResponse {
             unit: Some(unit_to_wire(held)),
-            device_secret: secret.expose().to_owned(),
+            device_secret,
         }))
+    }
+
+    async fn list_keypad_tokens(
+        &self,
+        request: Request<wire::ListKeypadTokensRequest>,
+    ) -> Result<Response<wire::ListKeypadTokensResponse>, Status> {
+        let caller = auth::authorised(&request, Role::Observer)?;
+        let serial = request.into_inner().serial;
+        let platform = self.platform.clone();
+        let tokens = blocking(move || {
+            let tokens = platform.directory.unit_tokens(&caller.org_id, &serial)?;
+            Ok::<_, DirectoryError>((serial, tokens))
+        })
+        .await?;
+        let (serial, tokens) = tokens;
+        Ok(Response::new(wire::ListKeypadTokensResponse {
+            tokens: tokens
+                .iter()
+                .map(|token| token_to_wire(serial.trim(), token))
+                .collect(),
+        }))
+    }
+
+    async fn issue_counter_sync(
+        &self,
+        request: Request<wire::IssueCounterSyncRequest>,
+    ) -> Result<Response<wire::KeypadToken>, Status> {
+        let caller = auth::authorised(&request, Role::Admin)?;
+        let serial = request.into_inner().serial;
+        let platform = self.platform.clone();
+        let sent = blocking(move || {
+            platform
+                .directory
+                .counter_sync(&caller, &serial, &platform.engine)
+        })
+        .await?;
+        Ok(Response::new(self.send_token(sent)))
+    }
+
+    async fn resend_last_token(
+        &self,
+        request: Request<wire::ResendLastTokenRequest>,
+    ) -> Result<Response<wire::KeypadToken>, Status> {
+        let caller = auth::authorised(&request, Role::Admin)?;
+        let serial = request.into_inner().serial;
+        let platform = self.platform.clone();
+        let sent = blocking(move || platform.directory.resend_last_token(&caller, &serial)).await?;
+        Ok(Response::new(self.send_token(sent)))
     }
 
     async fn get_unit(
@@ -180,6 +295,16 @@ fn unit_to_wire(held: HeldUnit) -> wire::ControlUnit {
         registered_at: Some(timestamp(unit.registered_at_ms)),
         current_customer_id: customer_id,
         current_installation_id: installation_id,
+        comm_mode: match unit.comm_mode {
+            CommMode::Connected => wire::CommMode::Connected,
+            CommMode::Keypad => wire::CommMode::Keypad,
+            CommMode::Both => wire::CommMode::Both,
+        }
+        .into(),
+        keypad_restricted_digits: unit
+            .token_format
+            .is_some_and(|format| format.restricted_digits),
+        keypad_extended: unit.token_format.is_some_and(|format| format.extended),
     }
 }
 

@@ -250,6 +250,7 @@ impl UnitToEnrol {
             serial: self.serial.clone(),
             imei: sim_imei(self.n),
             entity_id: String::new(),
+            ..Default::default()
         };
         let (secret, newly_registered, installation_id, consumed_wh_before) =
             match self.operator.units().register_unit(request).await {

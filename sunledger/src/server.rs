@@ -65,6 +65,7 @@ impl Server {
             engine: engine.clone(),
             units: directory.clone(),
             store: store.clone(),
+            sms: Arc::new(sunledger_control_api::notify::LoggingSms),
         };
         let (stop, stopped) = watch::channel(false);
         let grpc = TcpListener::bind(settings.grpc_listen)

@@ -359,6 +359,7 @@ pub async fn register_unit(api: &Api, serial: &str, n: u64) -> String {
         serial: serial.into(),
         imei: imei(n),
         entity_id: String::new(),
+        ..Default::default()
     };
     api.units()
         .register_unit(request)

@@ -74,6 +74,7 @@ impl TestServer {
             tz: chrono_tz::Tz::Africa__Nairobi,
             terms,
             setup: AccountSetup::default(),
+            time_mode: Default::default(),
         };
         tokio::task::block_in_place(|| self.server.engine().open_account(serial, opening))
             .expect("account opened")

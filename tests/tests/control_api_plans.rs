@@ -34,6 +34,7 @@ fn weekly(name: &str, amount: &str) -> api::CreatePlanRequest {
         tariff: Some(Tariff::Instalment(api::InstalmentTariff {
             amount_per_period: amount.into(),
             period: api::TariffPeriod::Weekly.into(),
+            ..Default::default()
         })),
         ..Default::default()
     }
@@ -173,6 +174,7 @@ async fn plans_keep_their_terms_in_the_organisation_currency_with_documented_def
         Some(api::plan::Tariff::Instalment(api::InstalmentTariff {
             amount_per_period: "100".into(),
             period: api::TariffPeriod::Weekly.into(),
+            token_time_mode: api::TokenTimeMode::AddTime.into(),
         }))
     );
     assert_eq!(
@@ -285,6 +287,7 @@ async fn each_invalid_plan_field_is_refused_naming_it_and_nothing_is_stored() {
         tariff: Some(Tariff::Instalment(api::InstalmentTariff {
             amount_per_period: amount.into(),
             period: period.into(),
+            ..Default::default()
         })),
         ..Default::default()
     };

@@ -93,6 +93,7 @@ async fn each_role_may_make_exactly_its_unit_calls_and_refused_calls_write_nothi
             serial: format!("SL-ROLE-{}", index + 1),
             imei: imei(index as u64 + 1),
             entity_id: String::new(),
+            ..Default::default()
         };
         let update = api::UpdateUnitRequest {
             serial: "SL-ROLE-0".into(),
@@ -165,6 +166,7 @@ async fn a_registered_units_secret_lets_its_device_connect_at_once() {
         serial: " SL-DEV-1 ".into(),
         imei: imei(1),
         entity_id: "ENT-9".into(),
+        ..Default::default()
     };
     let registered = org
         .technician
@@ -222,6 +224,7 @@ async fn a_serial_is_unique_across_organisations_without_revealing_who_holds_it(
             serial: serial.into(),
             imei: imei(2),
             entity_id: String::new(),
+            ..Default::default()
         };
         let status = other
             .admin
@@ -258,6 +261,7 @@ async fn each_invalid_unit_field_is_refused_naming_it_and_nothing_is_stored() {
         serial: serial.into(),
         imei: imei.into(),
         entity_id: entity_id.into(),
+        ..Default::default()
     };
     let mut bad_check_digit = imei(2);
     bad_check_digit.replace_range(

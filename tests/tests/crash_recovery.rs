@@ -360,6 +360,7 @@ fn open_account(server: &TestServer, serial: &str) {
         tz: chrono_tz::Tz::Africa__Nairobi,
         terms,
         setup: AccountSetup::default(),
+        time_mode: Default::default(),
     };
     tokio::task::block_in_place(|| server.server.engine().open_account(serial, opening))
         .expect("account opened");

@@ -57,6 +57,7 @@ pub fn open_accounts(server: &Server, serials: &[String]) -> anyhow::Result<()> 
         tz: chrono_tz::Tz::Africa__Nairobi,
         terms,
         setup: AccountSetup::default(),
+        time_mode: Default::default(),
     };
     let engine = server.engine();
     let chunk = serials.len().div_ceil(ACCOUNT_OPENERS).max(1);

@@ -134,4 +134,30 @@ impl Account {
         effects.more_due = due.more_due;
         Ok(effects)
     }
+
+    /// Turns `amount` of credit into `days` of time on a keypad unit's token `count`, at `at`:
+    /// one `TokenTime` entry taking the amount off the balance (see [`crate::keypad`]). The
+    /// caller decides how much (the positive balance) and what it buys.
+    pub fn convert_to_time(
+        &mut self,
+        amount: Decimal,
+        days: u64,
+        count: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Effects, ChargeError> {
+        let balance = self
+            .balance
+            .checked_sub(amount)
+            .ok_or(ChargeError::WouldOverflow)?;
+        self.balance = balance;
+        let entry = LedgerEntry {
+            kind: EntryKind::TokenTime,
+            amount: -amount,
+            reason: format!("{days} days of credit on token {count}"),
+            at,
+            reference: EntryRef::Token(count),
+            entered_by: None,
+        };
+        Ok(self.effects(vec![entry], false))
+    }
 }

@@ -8,6 +8,7 @@
 //! frees its references: one already used on a closed account is refused on the unit's next
 //! account too (its entry is on another account).
 
+use super::tokens::Issuer;
 use super::{Partition, Unit};
 use crate::account::{
     Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
@@ -15,8 +16,10 @@ use crate::account::{
 use crate::account_record::{
     AccountChange, AccountOpening, AccountRecord, ClosedAccount, Movement, Receipt,
 };
+use crate::keypad::{KeypadBilling, TokenReason};
 use crate::ledger::EntryKind;
 use crate::store::{JournalRecord, RefIndex, RefKind, StoreError, WriteTxn};
+use crate::tariff::Tariff;
 use rust_decimal::prelude::ToPrimitive;
 
 /// Why the engine refused a request. Nothing was changed when one is returned.
@@ -63,6 +66,15 @@ pub enum EngineError {
     /// The change could not be stored; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The unit is not a keypad unit, so it takes no tokens.
+    #[error("unit {0} is not a keypad unit")]
+    NotKeypad(String),
+    /// A keypad unit's payments buy days at an instalment rate, so its plan must have one.
+    #[error("unit {0} is a keypad unit: its plan must be instalment-based")]
+    KeypadNeedsInstalmentPlan(String),
+    /// A token could not be made (e.g. more days than the unit's token format carries).
+    #[error(transparent)]
+    Token(#[from] crate::openpaygo::TokenError),
     /// The unit is held off by Offline Disable; only enabling it may switch it.
     #[error("unit {0} is in Offline Disable")]
     OfflineDisabled(String),
@@ -84,17 +96,32 @@ impl EngineError {
 
 impl Partition {
     /// Opens the unit's account on `opening`'s terms; the unit is sent the account's desired
-    /// load if it differs from what the unit was last told.
+    /// load if it differs from what the unit was last told. A keypad unit's account is billed
+    /// in days (its plan must be instalment-based), and gets DISABLE_PAYG at once if the
+    /// down-payment already covers the system cost.
     pub fn open_account(
         &mut self,
         serial: &str,
         opening: AccountOpening,
     ) -> Result<AccountRecord, EngineError> {
         let now = self.clock.now();
-        self.transact(serial, |unit, _txn, pending| {
+        let store = self.store.clone();
+        self.transact(serial, |unit, txn, pending| {
             if unit.account.is_some() {
                 return Err(EngineError::AccountExists(serial.to_owned()));
             }
+            let keypad = match txn.keypad_config(serial)? {
+                Some(config) if config.mode.uses_tokens() => {
+                    if !matches!(opening.terms.tariff, Tariff::Instalment { .. }) {
+                        return Err(EngineError::KeypadNeedsInstalmentPlan(serial.to_owned()));
+                    }
+                    Some(KeypadBilling {
+                        time_mode: opening.time_mode,
+                        ..KeypadBilling::default()
+                    })
+                }
+                _ => None,
+            };
             let account = Account::open(&opening.terms, &opening.setup, now)?;
             let (load, reason) = account.desired_load();
             unit.account = Some(AccountRecord {
@@ -105,22 +132,32 @@ impl Partition {
                 ledger_len: 0,
                 ledger_head: None,
                 below_limit_since_ms: None,
+                keypad,
             });
             let decision = crate::account::LoadDecision { load, reason };
             pending.decide(serial, &mut unit.state, decision, now);
+            let issuer = Issuer {
+                store: &store,
+                serial,
+                by: "platform",
+                now,
+            };
+            issuer.settle(unit, txn, pending, None)?;
             Ok((unit.account.clone(), true))
         })
         .map(|record| record.expect("just opened"))
     }
 
-    /// Changes an open account's terms; may switch the load.
+    /// Changes an open account's terms; may switch the load, and on a keypad unit may
+    /// complete the plan (DISABLE_PAYG).
     pub fn change_account(
         &mut self,
         serial: &str,
         change: AccountChange,
     ) -> Result<AccountRecord, EngineError> {
         let now = self.clock.now();
-        self.transact(serial, |unit, _txn, pending| {
+        let store = self.store.clone();
+        self.transact(serial, |unit, txn, pending| {
             let record = account_of(serial, unit)?;
             let effects = match change {
                 AccountChange::NegativeChargeLimit(limit) => {
@@ -137,6 +174,13 @@ impl Partition {
                     .set_sale_terms(down_payment, total_system_cost, now)?,
             };
             pending.record(serial, unit, effects, now);
+            let issuer = Issuer {
+                store: &store,
+                serial,
+                by: "platform",
+                now,
+            };
+            issuer.settle(unit, txn, pending, None)?;
             Ok((unit.account.clone().expect("checked above"), true))
         })
     }
@@ -170,9 +214,13 @@ impl Partition {
     }
 
     /// Records a payment, adjustment or reversal. A reference already recorded returns the
-    /// first call's entry (`duplicate`), unless it was for another amount or account.
+    /// first call's entry (`duplicate`), unless it was for another amount or account. A
+    /// payment on a keypad unit buys days and returns their tokens (a repeated reference, the
+    /// same tokens); adjustments and reversals move the balance only, which the next payment
+    /// settles.
     pub fn record(&mut self, serial: &str, movement: Movement) -> Result<Receipt, EngineError> {
         let now = self.clock.now();
+        let store = self.store.clone();
         let receipt = self.transact(serial, |unit, txn, pending| {
             let org = account_of(serial, unit)?.org.clone();
             let (kind, reference, amount) = match &movement {
@@ -204,13 +252,18 @@ impl Partition {
                     entry: first.entry,
                     duplicate: true,
                     account: unit.account.clone().expect("checked above"),
+                    tokens: txn.tokens_for_payment(serial, &reference)?,
                 };
                 return Ok((receipt, false));
             }
             let record = account_of(serial, unit)?;
             let mut reversed = None;
+            let mut paid_by = None;
             let effects = match movement {
-                Movement::Payment(payment) => record.account.apply_payment(&payment, now)?,
+                Movement::Payment(payment) => {
+                    paid_by = Some(payment.entered_by.clone());
+                    record.account.apply_payment(&payment, now)?
+                }
                 Movement::Adjustment(adjustment) => {
                     record.account.apply_adjustment(&adjustment, now)?
                 }
@@ -242,8 +295,30 @@ impl Partition {
                 .cloned()
                 .expect("a movement appends one entry");
             let ledger_seq = pending.record(serial, unit, effects, now);
+            let pos = unit
+                .account
+                .as_ref()
+                .and_then(|record| record.ledger_head)
+                .expect("an entry was just appended");
+            let tokens = match &paid_by {
+                Some(by) => {
+                    let issuer = Issuer {
+                        store: &store,
+                        serial,
+                        by,
+                        now,
+                    };
+                    let provider_ref = reference.clone();
+                    issuer.settle(
+                        unit,
+                        txn,
+                        pending,
+                        Some(TokenReason::Payment { provider_ref }),
+                    )?
+                }
+                None => Vec::new(),
+            };
             let record = unit.account.clone().expect("checked above");
-            let pos = record.ledger_head.expect("an entry was just appended");
             let new_index = match reversed {
                 Some(index) => RefIndex {
                     reversal_pos: Some(pos),
@@ -264,6 +339,7 @@ impl Partition {
                 entry,
                 duplicate: false,
                 account: record,
+                tokens,
             };
             Ok((receipt, true))
         })?;

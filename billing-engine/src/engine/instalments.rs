@@ -15,12 +15,14 @@ use super::Partition;
 use crate::store::StoreError;
 
 impl Partition {
-    /// Queues the account's next instalment, if it has one.
+    /// Queues the account's next instalment, if it has one. Keypad accounts have none: their
+    /// payments buy days that the unit counts down itself.
     pub(super) fn schedule(&mut self, serial: &str) {
         let next = self
             .units
             .get(serial)
             .and_then(|unit| unit.account.as_ref())
+            .filter(|record| record.keypad.is_none())
             .and_then(|record| record.account.next_instalment_at(record.tz));
         if let Some(at) = next {
             self.due.push(Reverse((at, serial.into())));

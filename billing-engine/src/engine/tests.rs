@@ -14,6 +14,8 @@ use crate::ledger::{EntryKind, PaymentChannel};
 use crate::tariff::{Period, PlanTerms, Tariff};
 use crate::units::UnitRecord;
 
+mod keypad;
+
 fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
@@ -83,6 +85,7 @@ impl Fixture {
             tz: Tz::Africa__Nairobi,
             terms,
             setup,
+            time_mode: crate::keypad::TimeMode::AddTime,
         };
         self.partition.open_account(serial, opening).unwrap()
     }
@@ -403,6 +406,7 @@ fn the_org_summary_counts_presence_switch_offs_holds_and_days_below_the_limit() 
         tz: Tz::Africa__Nairobi,
         terms: usage(dec!(1), dec!(0)),
         setup: AccountSetup::default(),
+        time_mode: crate::keypad::TimeMode::AddTime,
     };
     fx.partition.open_account("D", opening).unwrap();
     let at = "2026-06-01T10:00:00Z";

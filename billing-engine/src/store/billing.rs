@@ -113,6 +113,11 @@ pub struct WriteTxn {
 }
 
 impl WriteTxn {
+    /// The redb transaction, for the other table modules of the store.
+    pub(super) fn txn(&self) -> &redb::WriteTransaction {
+        &self.txn
+    }
+
     /// Stores units' hot state (device side and account, one record each).
     pub fn put_units<'a>(
         &mut self,
@@ -397,7 +402,7 @@ fn closed_accounts_in(
 }
 
 /// The postcard record under `key`, read through a write or a read transaction alike.
-fn decoded<'k, K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+pub(super) fn decoded<'k, K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
     table: &impl ReadableTable<K, &'static [u8]>,
     key: K::SelfType<'k>,
 ) -> Result<Option<T>, StoreError> {

@@ -37,6 +37,8 @@ pub(super) enum AuditAction {
     InstallationAssigned,
     InstallationUnassigned,
     InstallationDeleted,
+    KeypadCounterSynced,
+    KeypadTokenResent,
 }
 
 impl AuditAction {
@@ -68,6 +70,8 @@ impl AuditAction {
             AuditAction::InstallationAssigned => "installation.assigned",
             AuditAction::InstallationUnassigned => "installation.unassigned",
             AuditAction::InstallationDeleted => "installation.deleted",
+            AuditAction::KeypadCounterSynced => "keypad.counter_synced",
+            AuditAction::KeypadTokenResent => "keypad.token_resent",
         }
     }
 }

@@ -85,6 +85,12 @@ pub enum DirectoryError {
         /// [`crate::directory::tokens::TOKENS_PER_MEMBER_MAX`].
         max: usize,
     },
+    /// The unit is connected only: it takes no tokens.
+    #[error("serial: unit {0} is not a keypad unit")]
+    NotKeypad(String),
+    /// The keypad unit has had no token yet, so there is none to send again.
+    #[error("unit {0} has had no token yet")]
+    NoToken(String),
     /// The billing engine refused or could not apply a change; nothing was changed.
     #[error(transparent)]
     Engine(#[from] sunledger_billing::engine::EngineError),

@@ -69,8 +69,8 @@ pub use plans::{NewPlan, NewTariff, Plan, PlanFilter, TariffKind};
 pub use records::{AuditEvent, Member, Organisation, TermsAcceptance, Token};
 pub use tokens::{IssuedToken, TokenSecret};
 pub use units::{
-    ControlUnit, EnableStatus, HeldUnit, NewUnit, StatusChange, UnitChanges, UnitFilter,
-    UnitPosition,
+    ControlUnit, EnableStatus, HeldUnit, KeypadInput, NewUnit, StatusChange, TokenSent,
+    UnitChanges, UnitFilter, UnitPosition,
 };
 
 /// Random bytes in a record id: enough that ids never collide, across organisations too.

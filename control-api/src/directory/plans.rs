@@ -8,6 +8,7 @@
 use redb::{ReadableTable, TableDefinition};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use sunledger_billing::keypad::TimeMode;
 use sunledger_billing::tariff::{Period, PlanTerms, RATED_POWER_W_DEFAULT, Tariff};
 
 use super::audit::AuditAction;
@@ -33,6 +34,8 @@ pub struct Plan {
     pub name: String,
     /// Tariff and defaults, copied into each account opened on the plan; never changed.
     pub terms: PlanTerms,
+    /// How keypad units on the plan receive the days a payment bought (instalment plans).
+    pub token_time: TimeMode,
     /// The organisation's ISO 4217 currency, in which the plan's amounts are meant.
     pub currency: String,
     /// When the plan stopped being offered to new installations; `None` while offered.
@@ -91,6 +94,8 @@ pub enum NewTariff {
         amount_per_period: String,
         /// `None` when unspecified or unknown (field `instalment.period`).
         period: Option<Period>,
+        /// `None` when unknown (field `instalment.token_time_mode`).
+        token_time: Option<TimeMode>,
     },
 }
 
@@ -119,6 +124,12 @@ impl Directory {
     pub fn create_plan(&self, caller: &Caller, new: &NewPlan) -> Result<Plan, DirectoryError> {
         let name = validate::name("name", &new.name)?;
         let terms = plan_terms(new)?;
+        let token_time = match &new.tariff {
+            Some(NewTariff::Instalment { token_time, .. }) => token_time.ok_or_else(|| {
+                FieldViolation::new("instalment.token_time_mode", "must be add_time or set_time")
+            })?,
+            _ => TimeMode::AddTime,
+        };
         let currency = self.organisation(&caller.org_id)?.currency;
         self.change(&caller.org_id, &caller.member_id, |change| {
             let plan = Plan {
@@ -126,6 +137,7 @@ impl Directory {
                 org_id: change.org_id.to_owned(),
                 name,
                 terms,
+                token_time,
                 currency,
                 retired_at_ms: None,
                 created_at_ms: change.at_ms,
@@ -255,6 +267,7 @@ fn plan_terms(new: &NewPlan) -> Result<PlanTerms, FieldViolation> {
         Some(NewTariff::Instalment {
             amount_per_period,
             period,
+            ..
         }) => Tariff::Instalment {
             amount_per_period: amount::required(
                 "instalment.amount_per_period",

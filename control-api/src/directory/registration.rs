@@ -369,6 +369,7 @@ impl Directory {
                 negative_charge_limit: Some(assignment.negative_charge_limit),
                 auto_switch_off: Some(assignment.auto_switch_off),
             },
+            time_mode: plan.token_time,
         };
         Ok(Checked {
             serial,

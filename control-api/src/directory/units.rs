@@ -8,13 +8,17 @@
 //! organisation holds reveals nothing about that organisation.
 
 mod enable;
+mod keypad;
 mod listing;
 mod registration;
 
+pub use keypad::{KeypadInput, TokenSent};
 pub use listing::{UnitFilter, UnitPosition};
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use sunledger_billing::keypad::CommMode;
+use sunledger_billing::openpaygo::TokenFormat;
 use sunledger_proto::topic::SERIAL_BYTES_MAX;
 
 use super::installations::UnitAssignment;
@@ -76,6 +80,10 @@ pub struct ControlUnit {
     pub status_changed: StatusChange,
     /// Unix milliseconds.
     pub registered_at_ms: i64,
+    /// How the unit is reached: MQTT, keypad tokens, or both.
+    pub comm_mode: CommMode,
+    /// A keypad unit's token format (its key is in the billing store, sealed).
+    pub token_format: Option<TokenFormat>,
 }
 
 /// The unit `serial` of `org_id`, or [`DirectoryError::UnitNotFound`] (also for another
@@ -104,6 +112,10 @@ pub struct NewUnit {
     pub imei: String,
     /// Field `entity_id`; empty when not given.
     pub entity_id: String,
+    /// Field `comm_mode`.
+    pub comm_mode: CommMode,
+    /// Field `keypad`: required for keypad modes, refused for connected units.
+    pub keypad: Option<KeypadInput>,
 }
 
 /// Corrections to a unit's identifiers; `None` keeps the current value.

@@ -16,6 +16,7 @@
 //! left, so seeding can be repeated until it completes.
 
 use anyhow::Context;
+use sunledger_billing::keypad::TimeMode;
 use sunledger_billing::ledger::PaymentChannel;
 use sunledger_billing::tariff::Period;
 use sunledger_billing::units::DeviceSecret;
@@ -125,6 +126,7 @@ fn found(platform: &Platform) -> anyhow::Result<(DemoRecord, Caller, TokenSecret
         tariff: Some(NewTariff::Instalment {
             amount_per_period: "30".into(),
             period: Some(Period::Daily),
+            token_time: Some(TimeMode::AddTime),
         }),
         auto_switch_off: true,
         ..NewPlan::default()
@@ -185,7 +187,7 @@ fn seed_unit(
             let new = NewUnit {
                 serial: serial.clone(),
                 imei: imei(n),
-                entity_id: String::new(),
+                ..NewUnit::default()
             };
             let (_, secret) = platform
                 .directory

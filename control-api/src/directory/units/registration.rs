@@ -7,12 +7,14 @@
 //! organisation, and the audit event: all of them or none. Only after the commit is the unit
 //! added to the broker's in-memory credential check and its secret returned.
 
+use sunledger_billing::keypad::CommMode;
 use sunledger_billing::store::{Store, StoreError};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory};
 
 use super::super::audit::AuditAction;
 use super::super::records::{MEMBERS, member_in};
 use super::super::{Change, Directory, DirectoryError, encode};
+use super::keypad::keypad_setup;
 use super::{
     ControlUnit, EnableStatus, NewUnit, StatusChange, UNIT_SERIALS, UNITS, UnitChanges, entity_id,
     imei, serial, unit_in,
@@ -21,7 +23,8 @@ use crate::roles::Caller;
 
 impl Directory {
     /// Registers a unit in the caller's organisation, lets its device connect, and returns
-    /// the unit with its device secret (the only time the secret is seen).
+    /// the unit with its device secret (the only time the secret is seen). A keypad unit's
+    /// OpenPAYGO key is sealed into the billing store in the same transaction.
     pub fn register_unit(
         &self,
         caller: &Caller,
@@ -29,7 +32,12 @@ impl Directory {
         credentials: &UnitDirectory,
     ) -> Result<(ControlUnit, DeviceSecret), DirectoryError> {
         let serial = serial("serial", &new.serial)?;
-        let imei = imei("imei", &new.imei)?;
+        // A keypad-only unit has no modem, so no IMEI.
+        let imei = match (new.comm_mode, new.imei.trim().is_empty()) {
+            (CommMode::Keypad, true) => String::new(),
+            _ => imei("imei", &new.imei)?,
+        };
+        let keypad = keypad_setup(new.comm_mode, new.keypad.as_ref())?;
         let entity_id = entity_id("entity_id", &new.entity_id)?;
         if self
             .read()?
@@ -47,6 +55,9 @@ impl Directory {
                 }
                 registered => registered?,
             };
+            if let Some(setup) = &keypad {
+                self.store.put_keypad_in(&change.txn, serial, setup)?;
+            }
             let unit = ControlUnit {
                 serial: serial.to_owned(),
                 org_id: change.org_id.to_owned(),
@@ -55,6 +66,8 @@ impl Directory {
                 enable_status: EnableStatus::Enabled,
                 status_changed: change.status_change()?,
                 registered_at_ms: record.registered_at_ms,
+                comm_mode: new.comm_mode,
+                token_format: keypad.as_ref().map(|setup| setup.format),
             };
             change.claim_serial(serial)?;
             change.put_unit(&unit)?;
