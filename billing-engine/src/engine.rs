@@ -43,6 +43,7 @@ use crate::units::{UnitDirectory, UnitStatus};
 
 pub use accounts::EngineError;
 pub use summary::OrgSummary;
+pub use tokens::CreditEnding;
 
 /// Which of `partitions` owns `serial`: FNV-1a of the serial, stable across versions and
 /// machines (it decides data ownership, so it must never change).

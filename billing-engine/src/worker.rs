@@ -22,7 +22,7 @@ use crate::account_record::{
 };
 use crate::clock::Clock;
 use crate::commands::CommandSink;
-use crate::engine::{EngineError, OrgSummary, Partition, UnitState, partition_of};
+use crate::engine::{CreditEnding, EngineError, OrgSummary, Partition, UnitState, partition_of};
 use crate::event::DeviceEvent;
 use crate::keypad::IssuedToken;
 use crate::store::RefKind;
@@ -313,20 +313,37 @@ impl Engine {
     /// Counts over `org`'s accounts in every partition of this process, asked of all
     /// partitions at once.
     pub fn org_summary(&self, org: &str) -> Result<OrgSummary, EngineError> {
+        let org = org.to_owned();
+        let answers = self.ask_all(move |partition| partition.org_summary(&org))?;
+        Ok(answers
+            .iter()
+            .fold(OrgSummary::default(), |mut total, answer| {
+                total.add(answer);
+                total
+            }))
+    }
+
+    /// The keypad accounts of this process whose credit runs out by `before_ms` (unix
+    /// milliseconds) and has not yet: what low-credit reminders go to.
+    pub fn credit_ending(&self, before_ms: i64) -> Result<Vec<CreditEnding>, EngineError> {
+        let answers = self.ask_all(move |partition| partition.credit_ending(before_ms))?;
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Runs `job` on every partition at once and collects their answers.
+    fn ask_all<T: Send + 'static>(
+        &self,
+        job: impl Fn(&mut Partition) -> T + Clone + Send + 'static,
+    ) -> Result<Vec<T>, EngineError> {
         let answers = self
             .partitions
             .iter()
-            .map(|handle| {
-                let org = org.to_owned();
-                handle.ask(move |partition| partition.org_summary(&org))
-            })
+            .map(|handle| handle.ask(job.clone()))
             .collect::<Result<Vec<_>, EngineError>>()?;
         answers
             .into_iter()
-            .try_fold(OrgSummary::default(), |mut total, answer| {
-                total.add(&answer.recv().map_err(|_| EngineError::Stopping)?);
-                Ok(total)
-            })
+            .map(|answer| answer.recv().map_err(|_| EngineError::Stopping))
+            .collect()
     }
 
     /// Applies everything queued, commits, and stops the partition threads.

@@ -42,6 +42,7 @@ pub mod pagination;
 pub mod payments;
 pub mod plans;
 pub mod platform;
+pub mod reminders;
 pub mod reports;
 pub mod request_metrics;
 pub mod roles;

@@ -10,6 +10,7 @@ use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::EmbeddedBroker;
 use sunledger_control_api::Platform;
+use sunledger_control_api::notify::{LoggingSms, SmsSender};
 use sunledger_ingest::Ingest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,8 +32,17 @@ pub struct Server {
 
 impl Server {
     /// Opens the database and starts every part; returns once all ports accept connections.
-    /// Must be called inside a multi-threaded tokio runtime.
+    /// Must be called inside a multi-threaded tokio runtime. Texts go to the log.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        Server::start_with_sms(settings, Arc::new(LoggingSms)).await
+    }
+
+    /// [`Server::start`] with texts (keypad tokens, reminders) sent through `sms`: the hook
+    /// for an SMS gateway.
+    pub async fn start_with_sms(
+        settings: Settings,
+        sms: Arc<dyn SmsSender>,
+    ) -> anyhow::Result<Server> {
         settings.validate()?;
         let metrics = crate::metrics_http::recorder()?;
         let store = Arc::new(
@@ -65,7 +75,7 @@ impl Server {
             engine: engine.clone(),
             units: directory.clone(),
             store: store.clone(),
-            sms: Arc::new(sunledger_control_api::notify::LoggingSms),
+            sms,
         };
         let (stop, stopped) = watch::channel(false);
         let grpc = TcpListener::bind(settings.grpc_listen)
@@ -81,7 +91,12 @@ impl Server {
             )),
             tokio::spawn(log_exit(
                 "metrics endpoint",
-                crate::metrics_http::serve(metrics_listener, metrics, wait_for(stopped)),
+                crate::metrics_http::serve(metrics_listener, metrics, wait_for(stopped.clone())),
+            )),
+            tokio::spawn(sunledger_control_api::reminders::run(
+                platform.clone(),
+                settings.reminders.clone(),
+                wait_for(stopped),
             )),
         ];
         metrics::gauge!("sunledger_units_registered").set(directory.len() as f64);

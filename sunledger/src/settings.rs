@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sunledger_billing::worker::EngineConfig;
 use sunledger_broker::BrokerConfig;
+use sunledger_control_api::reminders::ReminderSettings;
 
 /// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
 /// `grpc_listen = "0.0.0.0:50051"` and a `[broker]` table.
@@ -22,6 +23,8 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// The billing engine.
     pub engine: EngineConfig,
+    /// Low-credit reminders to keypad units' customers.
+    pub reminders: ReminderSettings,
 }
 
 impl Default for Settings {
@@ -32,6 +35,7 @@ impl Default for Settings {
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             broker: BrokerConfig::default(),
             engine: EngineConfig::default(),
+            reminders: ReminderSettings::default(),
         }
     }
 }
@@ -62,6 +66,7 @@ impl Settings {
                 command_resend_interval_ms: 1_000,
                 ..EngineConfig::default()
             },
+            reminders: ReminderSettings::default(),
         }
     }
 

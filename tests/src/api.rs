@@ -304,6 +304,21 @@ pub async fn install(api: &Api, serial: &str, plan_id: &str, name: &str) -> api:
         contact_preference: api::ContactPreference::Email.into(),
         ..Default::default()
     };
+    let plan = api::PlanChoice {
+        plan_id: plan_id.into(),
+        ..Default::default()
+    };
+    install_with(api, serial, customer, plan).await
+}
+
+/// Registers `customer` on unit `serial` with the plan `plan` chooses (and its terms), in both
+/// registration steps, and returns the complete installation.
+pub async fn install_with(
+    api: &Api,
+    serial: &str,
+    customer: api::CustomerDetails,
+    plan: api::PlanChoice,
+) -> api::Installation {
     let start = api::StartRegistrationRequest {
         unit_serial: serial.into(),
         contact: Some(api::start_registration_request::Contact::NewCustomer(
@@ -322,10 +337,7 @@ pub async fn install(api: &Api, serial: &str, plan_id: &str, name: &str) -> api:
         .into_inner();
     let complete = api::CompleteRegistrationRequest {
         installation_id: partial.id,
-        plan: Some(api::PlanChoice {
-            plan_id: plan_id.into(),
-            ..Default::default()
-        }),
+        plan: Some(plan),
         ..Default::default()
     };
     api.installations()

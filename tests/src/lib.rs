@@ -12,7 +12,7 @@ pub mod burst;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prost::Message;
@@ -21,6 +21,7 @@ use sunledger::{Server, Settings};
 use sunledger_billing::account::AccountSetup;
 use sunledger_billing::account_record::{AccountOpening, AccountRecord};
 use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_control_api::notify::{SmsError, SmsSender};
 use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::{TopicKind, device_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,7 +55,30 @@ pub struct TestServer {
     pub metrics: SocketAddr,
     /// Where the gRPC API is served.
     pub grpc: SocketAddr,
+    /// Every text the server sent.
+    pub sms: Arc<RecordingSms>,
     dir: tempfile::TempDir,
+}
+
+/// An SMS gateway that keeps what it was asked to send, for tests to read.
+#[derive(Default)]
+pub struct RecordingSms(Mutex<Vec<(String, String)>>);
+
+impl RecordingSms {
+    /// The (phone, text) pairs sent so far, oldest first.
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.0.lock().expect("SMS log").clone()
+    }
+}
+
+impl SmsSender for RecordingSms {
+    fn send(&self, to: &str, text: &str) -> Result<(), SmsError> {
+        self.0
+            .lock()
+            .expect("SMS log")
+            .push((to.to_owned(), text.to_owned()));
+        Ok(())
+    }
 }
 
 impl TestServer {
@@ -101,12 +125,16 @@ impl TestServer {
             Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
         adjust(&mut settings);
         let grpc = settings.grpc_listen;
-        let server = Server::start(settings).await.expect("server starts");
+        let sms = Arc::new(RecordingSms::default());
+        let server = Server::start_with_sms(settings, sms.clone())
+            .await
+            .expect("server starts");
         TestServer {
             server,
             mqtt,
             metrics,
             grpc,
+            sms,
             dir,
         }
     }

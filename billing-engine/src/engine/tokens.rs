@@ -153,7 +153,37 @@ fn kind_label(kind: TokenKind) -> &'static str {
     }
 }
 
+/// A keypad account whose days run out soon: what a low-credit reminder is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditEnding {
+    /// The unit.
+    pub serial: String,
+    /// The account's organisation.
+    pub org: String,
+    /// When its days run out, unix milliseconds.
+    pub credit_until_ms: i64,
+}
+
 impl Partition {
+    /// The keypad accounts of this partition whose credit runs out in `(now, before_ms]`,
+    /// PAYG still enabled.
+    pub fn credit_ending(&self, before_ms: i64) -> Vec<CreditEnding> {
+        let now_ms = self.clock.now().timestamp_millis();
+        self.units
+            .iter()
+            .filter_map(|(serial, unit)| {
+                let record = unit.account.as_ref()?;
+                let keypad = record.keypad.filter(|keypad| !keypad.payg_disabled)?;
+                let until = keypad.credit_until_ms?;
+                (now_ms < until && until <= before_ms).then(|| CreditEnding {
+                    serial: serial.to_string(),
+                    org: record.org.to_string(),
+                    credit_until_ms: until,
+                })
+            })
+            .collect()
+    }
+
     /// Issues a COUNTER_SYNC token, which moves a unit's count forward when it has fallen
     /// behind (tokens issued but never typed), durably. An Admin's action: `by` is logged.
     pub fn counter_sync(&mut self, serial: &str, by: &str) -> Result<IssuedToken, EngineError> {

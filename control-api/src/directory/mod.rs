@@ -46,6 +46,7 @@ mod audit;
 mod customer_fields;
 mod error;
 mod org_records;
+mod reminders;
 
 use std::sync::Arc;
 

@@ -44,6 +44,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), DirectoryError
     txn.open_table(super::units::UNIT_SERIALS)?;
     super::installations::create_tables(txn)?;
     super::customers::create_tables(txn)?;
+    super::reminders::create_tables(txn)?;
     Ok(())
 }
 
