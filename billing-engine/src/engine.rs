@@ -233,6 +233,12 @@ pub struct Partition {
     pending: Pending,
     /// When each account's next instalment falls due; may hold stale entries, checked on pop.
     due: BinaryHeap<Reverse<(DateTime<Utc>, Box<str>)>>,
+    /// Which partition of how many this is: the units it owns.
+    ownership: (usize, usize),
+    /// Set when a failed commit's units could not be reloaded (the file was unreadable):
+    /// memory may be ahead of the file, so nothing is applied until [`Partition::resync`]
+    /// reloads every unit.
+    stale: bool,
 }
 
 impl Partition {
@@ -244,12 +250,7 @@ impl Partition {
         index: usize,
         count: usize,
     ) -> Result<Partition, StoreError> {
-        let owned = |serial: &str| partition_of(serial, count) == index;
-        let units: HashMap<Box<str>, Unit> = store
-            .units_hot(owned)?
-            .into_iter()
-            .map(|(serial, unit)| (serial.into_boxed_str(), unit))
-            .collect();
+        let units = owned_units(&store, index, count)?;
         let journal_store = store.clone();
         let mut partition = Partition {
             store,
@@ -263,10 +264,47 @@ impl Partition {
                 outbox: Vec::new(),
             },
             due: BinaryHeap::new(),
+            ownership: (index, count),
+            stale: false,
         };
-        let serials: Vec<Box<str>> = partition.units.keys().cloned().collect();
-        serials.iter().for_each(|serial| partition.schedule(serial));
+        partition.schedule_all();
         Ok(partition)
+    }
+
+    /// Queues every account's next instalment afresh.
+    fn schedule_all(&mut self) {
+        self.due.clear();
+        let serials: Vec<Box<str>> = self.units.keys().cloned().collect();
+        serials.iter().for_each(|serial| self.schedule(serial));
+    }
+
+    /// Whether memory may be ahead of the file after a failed commit (see
+    /// [`Partition::resync`]).
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Reloads every unit of the partition from the file after a failed commit left memory
+    /// ahead of it; returns whether the partition is in step with the file again.
+    pub fn resync(&mut self) -> bool {
+        if !self.stale {
+            return true;
+        }
+        let (index, count) = self.ownership;
+        match owned_units(&self.store, index, count) {
+            Ok(units) => {
+                self.units = units;
+                self.schedule_all();
+                self.pending.outbox.clear();
+                self.stale = false;
+                tracing::warn!(
+                    partition = index,
+                    "partition reloaded from the file after a storage failure"
+                );
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The in-memory state of a unit this partition owns.
@@ -279,8 +317,15 @@ impl Partition {
         std::mem::take(&mut self.pending.outbox)
     }
 
-    /// Applies a batch of device events and commits every change in one transaction.
+    /// Applies a batch of device events and commits every change in one transaction. While
+    /// the partition is stale and the file still unreadable, the events are dropped (counted):
+    /// a device's next stored reading carries its cumulative counters, so no energy is lost.
     pub fn apply_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
+        if !self.resync() {
+            metrics::counter!("sunledger_ingest_dropped_total", "reason" => "storage_unavailable")
+                .increment(events.len() as u64);
+            return Err(StoreError::Unavailable);
+        }
         let mut changed: HashSet<&str> = HashSet::new();
         for event in events {
             if self.apply_event(event) {
@@ -418,6 +463,9 @@ impl Partition {
         serial: &str,
         change: impl FnOnce(&mut Unit, &mut WriteTxn, &mut Pending) -> Result<(T, bool), EngineError>,
     ) -> Result<T, EngineError> {
+        if !self.resync() {
+            return Err(EngineError::Store(StoreError::Unavailable));
+        }
         match self.directory.status(serial) {
             None => return Err(EngineError::UnitNotFound(serial.to_owned())),
             Some(UnitStatus::Decommissioned) => {
@@ -523,11 +571,26 @@ impl Partition {
                     self.schedule(serial);
                 }
                 Err(error) => {
-                    tracing::error!(%serial, %error, "reloading unit after failed commit")
+                    tracing::error!(%serial, %error, "reloading unit after failed commit; reloading the partition once the file is readable");
+                    self.stale = true;
                 }
             }
         }
     }
+}
+
+/// The committed hot state of the units partition `index` of `count` owns.
+fn owned_units(
+    store: &Store,
+    index: usize,
+    count: usize,
+) -> Result<HashMap<Box<str>, Unit>, StoreError> {
+    let owned = |serial: &str| partition_of(serial, count) == index;
+    Ok(store
+        .units_hot(owned)?
+        .into_iter()
+        .map(|(serial, unit)| (serial.into_boxed_str(), unit))
+        .collect())
 }
 
 /// Meters one reading and charges its consumption to the unit's account, if it has one.

@@ -15,8 +15,10 @@
 //! Every write is one redb transaction committed with immediate durability: when a method
 //! returns `Ok`, the change survives `kill -9`.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -26,8 +28,11 @@ use crate::secrets::{MasterKey, SecretError};
 use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
 
 mod billing;
+mod health;
 mod keypad;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
+pub use health::DiskFault;
+use health::{SpaceGuard, WatchedFile};
 
 const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
 const UNIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("unit_state");
@@ -57,6 +62,17 @@ pub enum StoreError {
     /// The master key could not be read or created.
     #[error(transparent)]
     MasterKey(#[from] SecretError),
+    /// The disk is too full to write: writes are refused until space returns.
+    #[error("disk full: {available} bytes free, {reserve} kept in reserve")]
+    DiskFull {
+        /// Free bytes seen.
+        available: u64,
+        /// The reserve required.
+        reserve: u64,
+    },
+    /// The database failed and could not be reopened yet.
+    #[error("storage unavailable after an I/O failure")]
+    Unavailable,
     /// The serial cannot be used as an MQTT client id and topic level.
     #[error("serial {0:?}: {1}")]
     InvalidSerial(String, sunledger_proto::topic::TopicError),
@@ -65,7 +81,13 @@ pub enum StoreError {
 impl StoreError {
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Db(_) | StoreError::Io(_))
+        matches!(
+            self,
+            StoreError::Db(_)
+                | StoreError::Io(_)
+                | StoreError::DiskFull { .. }
+                | StoreError::Unavailable
+        )
     }
 }
 
@@ -86,9 +108,30 @@ from_redb!(
     redb::CommitError
 );
 
+/// How to open the store; the default suits a server with its data directory.
+#[derive(Debug, Default)]
+pub struct StoreOptions {
+    /// The master key; `None` reads (or creates) `master.key` beside the database.
+    pub master_key: Option<MasterKey>,
+    /// Free bytes the file system must keep for a write to start ([`health`]); 0 checks
+    /// nothing.
+    pub reserve_bytes: u64,
+    /// A switch for tests that makes the disk behave as full.
+    pub fault: DiskFault,
+}
+
 /// The platform's durable state.
 pub struct Store {
-    db: Database,
+    /// The open database; `None` after an I/O failure until it reopens.
+    db: RwLock<Option<Arc<Database>>>,
+    /// The database file.
+    path: PathBuf,
+    /// Set by the file when any I/O fails: the database must be reopened.
+    failed: Arc<AtomicBool>,
+    /// When the last reopen was tried.
+    last_reopen: Mutex<Option<Instant>>,
+    /// Refuses writes while the disk is (nearly) full.
+    guard: SpaceGuard,
     /// The next free journal position; positions reserved by a failed commit stay unused.
     journal_next: AtomicU64,
     /// What stored secrets are sealed under.
@@ -97,18 +140,29 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the redb file, creating its directory and tables, with the master
-    /// key in `master.key` beside it (created on first start).
+    /// key in `master.key` beside it (created on first start) and no space reserve.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let key_path = path.with_file_name("master.key");
-        Store::open_with_key(path, MasterKey::load_or_create(&key_path)?)
+        Store::open_with(path, StoreOptions::default())
     }
 
-    /// Opens (or creates) the redb file with a master key kept elsewhere (settings).
-    pub fn open_with_key(path: &Path, master_key: MasterKey) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let db = Database::create(path)?;
+    /// Opens (or creates) the redb file as `options` say.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let master_key = match options.master_key {
+            Some(key) => key,
+            None => MasterKey::load_or_create(&path.with_file_name("master.key"))?,
+        };
+        let failed = Arc::new(AtomicBool::new(false));
+        let guard = SpaceGuard {
+            dir: dir.to_path_buf(),
+            reserve_bytes: options.reserve_bytes,
+            fault: options.fault,
+        };
+        let db = open_file(path, &failed, &guard.fault)?;
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;
@@ -122,23 +176,82 @@ impl Store {
         txn.open_table(keypad::TOKENS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
+        metrics::gauge!("sunledger_storage_available").set(1.0);
         Ok(Store {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            path: path.to_path_buf(),
+            failed,
+            last_reopen: Mutex::new(None),
+            guard,
             journal_next,
             master_key,
         })
     }
 
+    /// The redb database, for reads and for other components' tables in the same file (the
+    /// control API's organisations, team and audit log), so the platform stays one file with
+    /// one transaction order. After an I/O failure it is reopened first; while that fails,
+    /// [`StoreError::Unavailable`].
+    pub fn database(&self) -> Result<Arc<Database>, StoreError> {
+        if self.failed.load(Ordering::SeqCst) {
+            self.reopen();
+        }
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Unavailable)
+    }
+
+    /// Starts a write transaction on the database, unless the disk is too full to write
+    /// ([`StoreError::DiskFull`]) or the database is unavailable.
+    pub fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        self.guard.check()?;
+        Ok(self.database()?.begin_write()?)
+    }
+
+    /// Whether the database is open and no I/O has failed since.
+    pub fn is_available(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the failed database and opens the file again (its last committed state), at
+    /// most every [`health::REOPEN_INTERVAL`]. Until it succeeds the store is unavailable.
+    fn reopen(&self) {
+        {
+            let mut last = self
+                .last_reopen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < health::REOPEN_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.failed.load(Ordering::SeqCst) {
+            return;
+        }
+        metrics::gauge!("sunledger_storage_available").set(0.0);
+        // The file stays locked until every handle on the failed database is gone.
+        *db = None;
+        self.failed.store(false, Ordering::SeqCst);
+        match open_file(&self.path, &self.failed, &self.guard.fault) {
+            Ok(reopened) => {
+                *db = Some(Arc::new(reopened));
+                metrics::gauge!("sunledger_storage_available").set(1.0);
+                tracing::warn!(path = %self.path.display(), "database reopened after an I/O failure");
+            }
+            Err(error) => {
+                self.failed.store(true, Ordering::SeqCst);
+                tracing::warn!(%error, "database still unavailable");
+            }
+        }
+    }
+
     /// What stored secrets are sealed under.
     pub(crate) fn master_key(&self) -> &MasterKey {
         &self.master_key
-    }
-
-    /// The redb database, for other components' tables in the same file (the control API's
-    /// organisations, team and audit log), so the platform stays one file with one
-    /// transaction order.
-    pub fn database(&self) -> &Database {
-        &self.db
     }
 
     /// Reserves the journal position of one new ledger entry.
@@ -152,7 +265,7 @@ impl Store {
         serial: &str,
         now_ms: i64,
     ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let registered = Store::register_unit_in(&txn, serial, now_ms)?;
         txn.commit()?;
         Ok(registered)
@@ -198,7 +311,7 @@ impl Store {
         serial: &str,
         change: impl FnOnce(&mut UnitRecord),
     ) -> Result<UnitRecord, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let record = {
             let mut units = txn.open_table(UNITS)?;
             let stored = units
@@ -223,7 +336,7 @@ impl Store {
 
     /// Every registered unit.
     pub fn units(&self) -> Result<Vec<UnitRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let units = txn.open_table(UNITS)?;
         let mut records = Vec::new();
         for entry in units.iter()? {
@@ -231,6 +344,16 @@ impl Store {
         }
         Ok(records)
     }
+}
+
+/// Opens the database in the watched file at `path`.
+fn open_file(
+    path: &Path,
+    failed: &Arc<AtomicBool>,
+    fault: &DiskFault,
+) -> Result<Database, StoreError> {
+    let file = WatchedFile::open(path, failed.clone(), fault.clone())?;
+    Ok(redb::Builder::new().create_with_backend(file)?)
 }
 
 #[cfg(test)]

@@ -409,8 +409,12 @@ impl Worker {
             if !batch.is_empty() {
                 busy = true;
                 batch_events.record(batch.len() as f64);
-                if let Err(error) = self.partition.apply_batch(&batch) {
-                    tracing::error!(%error, events = batch.len(), "batch commit failed; devices' next cumulative readings will cover it");
+                match self.partition.apply_batch(&batch) {
+                    // Counted as dropped; the failure that made the file unavailable was logged.
+                    Ok(()) | Err(StoreError::Unavailable) => {}
+                    Err(error) => {
+                        tracing::error!(%error, events = batch.len(), "batch commit failed; devices' next cumulative readings will cover it");
+                    }
                 }
                 batch.clear();
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sunledger_billing::clock::SystemClock;
 use sunledger_billing::commands::BrokerCommandSink;
-use sunledger_billing::store::{Store, StoreError};
+use sunledger_billing::store::{DiskFault, Store, StoreError, StoreOptions};
 use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::EmbeddedBroker;
@@ -17,6 +17,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::settings::Settings;
+
+/// What a server can be given beside its settings: parts an operator (or a test) plugs in.
+pub struct Hooks {
+    /// The SMS gateway keypad tokens and reminders go out through (default: the log).
+    pub sms: Arc<dyn SmsSender>,
+    /// A switch that makes the disk behave as full (tests).
+    pub disk_fault: DiskFault,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            sms: Arc::new(LoggingSms),
+            disk_fault: DiskFault::default(),
+        }
+    }
+}
 
 /// A running Sunledger: broker, ingest, billing engine, gRPC API and metrics endpoint.
 pub struct Server {
@@ -34,19 +51,20 @@ impl Server {
     /// Opens the database and starts every part; returns once all ports accept connections.
     /// Must be called inside a multi-threaded tokio runtime. Texts go to the log.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        Server::start_with_sms(settings, Arc::new(LoggingSms)).await
+        Server::start_with(settings, Hooks::default()).await
     }
 
-    /// [`Server::start`] with texts (keypad tokens, reminders) sent through `sms`: the hook
-    /// for an SMS gateway.
-    pub async fn start_with_sms(
-        settings: Settings,
-        sms: Arc<dyn SmsSender>,
-    ) -> anyhow::Result<Server> {
+    /// [`Server::start`] with `hooks` plugged in (an SMS gateway, a disk fault for tests).
+    pub async fn start_with(settings: Settings, hooks: Hooks) -> anyhow::Result<Server> {
         settings.validate()?;
         let metrics = crate::metrics_http::recorder()?;
+        let options = StoreOptions {
+            master_key: None,
+            reserve_bytes: settings.storage_reserve_bytes,
+            fault: hooks.disk_fault,
+        };
         let store = Arc::new(
-            Store::open(&settings.database_path)
+            Store::open_with(&settings.database_path, options)
                 .with_context(|| format!("opening {}", settings.database_path.display()))?,
         );
         let directory = Arc::new(UnitDirectory::from_records(store.units()?));
@@ -75,7 +93,7 @@ impl Server {
             engine: engine.clone(),
             units: directory.clone(),
             store: store.clone(),
-            sms,
+            sms: hooks.sms,
         };
         let (stop, stopped) = watch::channel(false);
         let grpc = TcpListener::bind(settings.grpc_listen)

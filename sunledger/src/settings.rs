@@ -15,6 +15,9 @@ use sunledger_control_api::reminders::ReminderSettings;
 pub struct Settings {
     /// The redb file holding all durable state.
     pub database_path: PathBuf,
+    /// Free bytes the disk must keep for a write to start: below it, writes are refused
+    /// (UNAVAILABLE) and reads go on, so a full disk never half-writes anything.
+    pub storage_reserve_bytes: u64,
     /// Address of the gRPC API.
     pub grpc_listen: SocketAddr,
     /// Address of the Prometheus endpoint (path `/metrics`).
@@ -31,6 +34,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_path: PathBuf::from("data/sunledger.redb"),
+            storage_reserve_bytes: 64 * 1024 * 1024,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             broker: BrokerConfig::default(),
@@ -58,6 +62,8 @@ impl Settings {
     ) -> Settings {
         Settings {
             database_path,
+            // Tests share the machine's disk; the disk-full test uses a fault switch instead.
+            storage_reserve_bytes: 0,
             grpc_listen: grpc,
             metrics_listen: metrics,
             broker: BrokerConfig::for_tests(mqtt),

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use prost::Message;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use sunledger::server::Hooks;
 use sunledger::{Server, Settings};
 use sunledger_billing::account::AccountSetup;
 use sunledger_billing::account_record::{AccountOpening, AccountRecord};
+use sunledger_billing::store::DiskFault;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_control_api::notify::{SmsError, SmsSender};
 use sunledger_proto::device::Telemetry;
@@ -57,6 +59,8 @@ pub struct TestServer {
     pub grpc: SocketAddr,
     /// Every text the server sent.
     pub sms: Arc<RecordingSms>,
+    /// Makes the server's disk behave as full.
+    pub disk_fault: DiskFault,
     dir: tempfile::TempDir,
 }
 
@@ -121,12 +125,17 @@ impl TestServer {
         adjust: impl FnOnce(&mut Settings),
     ) -> TestServer {
         let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
+        let disk_fault = DiskFault::default();
         let mut settings =
             Settings::for_tests(dir.path().join("sunledger.redb"), mqtt, grpc, metrics);
         adjust(&mut settings);
         let grpc = settings.grpc_listen;
         let sms = Arc::new(RecordingSms::default());
-        let server = Server::start_with_sms(settings, sms.clone())
+        let hooks = Hooks {
+            sms: sms.clone(),
+            disk_fault: disk_fault.clone(),
+        };
+        let server = Server::start_with(settings, hooks)
             .await
             .expect("server starts");
         TestServer {
@@ -135,6 +144,7 @@ impl TestServer {
             metrics,
             grpc,
             sms,
+            disk_fault,
             dir,
         }
     }

@@ -33,6 +33,9 @@ impl Partition {
     /// one commit; returns how many accounts were charged (call again while it is
     /// `accounts_max`).
     pub fn apply_due_instalments(&mut self, accounts_max: usize) -> Result<usize, StoreError> {
+        if !self.resync() {
+            return Ok(0);
+        }
         let now = self.clock.now();
         let mut charged: Vec<Box<str>> = Vec::new();
         while charged.len() < accounts_max {

@@ -14,6 +14,7 @@ use crate::ledger::{EntryKind, PaymentChannel};
 use crate::tariff::{Period, PlanTerms, Tariff};
 use crate::units::UnitRecord;
 
+mod disk;
 mod keypad;
 
 fn utc(text: &str) -> DateTime<Utc> {
@@ -48,8 +49,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(serials: &[&str]) -> Fixture {
+        Fixture::with_options(serials, crate::store::StoreOptions::default())
+    }
+
+    fn with_options(serials: &[&str], options: crate::store::StoreOptions) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("db.redb")).unwrap());
+        let store = Arc::new(Store::open_with(&dir.path().join("db.redb"), options).unwrap());
         let records: Vec<UnitRecord> = serials
             .iter()
             .map(|serial| store.register_unit(serial, 0).unwrap().0)

@@ -230,7 +230,7 @@ impl Store {
     /// Starts a write transaction (waiting for any other to finish).
     pub fn begin(&self) -> Result<WriteTxn, StoreError> {
         Ok(WriteTxn {
-            txn: self.db.begin_write()?,
+            txn: self.begin_write()?,
         })
     }
 
@@ -239,7 +239,7 @@ impl Store {
         &self,
         owned: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, Unit)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let table = txn.open_table(UNIT_STATE)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -256,7 +256,7 @@ impl Store {
 
     /// The committed hot state of one unit.
     pub fn unit(&self, serial: &str) -> Result<Option<Unit>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let table = txn.open_table(UNIT_STATE)?;
         let found = table.get(serial)?;
         Ok(found
@@ -277,7 +277,7 @@ impl Store {
     /// The committed ledger of the unit's open account, oldest first, with each entry's
     /// number: its chain through the journal followed back from the account's head.
     pub fn ledger(&self, serial: &str) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let head = match txn.open_table(UNIT_STATE)?.get(serial)? {
             Some(unit) => codec::decode_serde::<Unit>(unit.value())?
                 .account
@@ -289,7 +289,7 @@ impl Store {
 
     /// The committed closed accounts of one unit, oldest first.
     pub fn closed_accounts(&self, serial: &str) -> Result<Vec<ClosedAccount>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         closed_accounts_in(&txn.open_table(CLOSED_ACCOUNTS)?, serial)
     }
 
@@ -300,7 +300,7 @@ impl Store {
         serial: &str,
         closed: &ClosedAccount,
     ) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         chain(&txn.open_table(JOURNAL)?, serial, closed.record.ledger_head)
     }
 
@@ -323,13 +323,13 @@ impl Store {
         org: &str,
         reference: &str,
     ) -> Result<Option<RefIndex>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         decoded(&txn.open_table(kind.table())?, (org, reference))
     }
 
     /// Payments net of reversals recorded for `org` in `[from_ms, to_ms)`, unix milliseconds.
     pub fn revenue(&self, org: &str, from_ms: i64, to_ms: i64) -> Result<Decimal, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let table = txn.open_table(REVENUE)?;
         let mut total = Decimal::ZERO;
         if from_ms < to_ms {
@@ -345,7 +345,7 @@ impl Store {
         table: TableDefinition<(&str, u64), &[u8]>,
         serial: &str,
     ) -> Result<Vec<(u64, T)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         let table = txn.open_table(table)?;
         let mut out = Vec::new();
         for row in table.range((serial, 0)..=(serial, u64::MAX))? {

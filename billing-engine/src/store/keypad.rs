@@ -41,13 +41,13 @@ impl Store {
 
     /// Unit `serial`'s token setup, if it is a keypad unit.
     pub fn keypad_config(&self, serial: &str) -> Result<Option<KeypadConfig>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         decoded(&txn.open_table(KEYPAD_UNITS)?, serial)
     }
 
     /// Every token issued to unit `serial`, by count.
     pub fn tokens(&self, serial: &str) -> Result<Vec<IssuedToken>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.database()?.begin_read()?;
         tokens_in(&txn.open_table(TOKENS)?, serial)
     }
 

@@ -51,7 +51,7 @@ mod reminders;
 use std::sync::Arc;
 
 use rand::RngCore;
-use redb::{Database, ReadTransaction, WriteTransaction};
+use redb::{ReadTransaction, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sunledger_billing::clock::Clock;
@@ -97,19 +97,21 @@ struct Change<'a> {
 impl Directory {
     /// Opens the directory in `store`'s file, creating its tables on first use.
     pub fn open(store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Directory, DirectoryError> {
-        let txn = store.database().begin_write()?;
+        let txn = store.begin_write()?;
         records::create_tables(&txn)?;
         txn.commit()?;
         Ok(Directory { store, clock })
     }
 
-    fn db(&self) -> &Database {
-        self.store.database()
-    }
-
     fn read(&self) -> Result<ReadTransaction, DirectoryError> {
         use redb::ReadableDatabase;
-        Ok(self.db().begin_read()?)
+        Ok(self.store.database()?.begin_read()?)
+    }
+
+    /// A write transaction on the platform's file; refused (UNAVAILABLE) while the disk is
+    /// full or the file unavailable.
+    fn begin_write(&self) -> Result<WriteTransaction, DirectoryError> {
+        Ok(self.store.begin_write()?)
     }
 
     /// Runs `apply` in one write transaction for `actor_id` of `org_id` and commits it; an
@@ -121,7 +123,7 @@ impl Directory {
         apply: impl FnOnce(&Change) -> Result<T, DirectoryError>,
     ) -> Result<T, DirectoryError> {
         let change = Change {
-            txn: self.db().begin_write()?,
+            txn: self.begin_write()?,
             org_id,
             actor_id,
             at_ms: self.clock.now().timestamp_millis(),

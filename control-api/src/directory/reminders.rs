@@ -26,7 +26,7 @@ impl Directory {
 
     /// Records that unit `serial`'s customer was reminded of the credit end `until_ms`.
     pub fn mark_reminded(&self, serial: &str, until_ms: i64) -> Result<(), DirectoryError> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(REMINDERS)?.insert(serial, until_ms)?;
         txn.commit()?;
         Ok(())

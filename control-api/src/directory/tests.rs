@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use redb::ReadableTableMetadata;
 use sunledger_billing::clock::SystemClock;
 use sunledger_billing::store::Store;
 
@@ -106,7 +106,7 @@ fn an_invalid_organisation_stores_nothing() {
     new.accept_terms = false;
     let error = fixture.directory.create_organisation(&new).unwrap_err();
     assert_eq!(error.to_string(), "accept_terms: must be accepted");
-    let txn = fixture.directory.db().begin_read().unwrap();
+    let txn = fixture.directory.read().unwrap();
     assert_eq!(txn.open_table(ORGANISATIONS).unwrap().len().unwrap(), 0);
     assert_eq!(txn.open_table(MEMBERS).unwrap().len().unwrap(), 0);
 }

@@ -36,7 +36,7 @@ pub struct DemoRecord {
 
 /// The demo's record in `store`'s file, if a demo ever seeded it.
 pub fn load(store: &Store) -> anyhow::Result<Option<DemoRecord>> {
-    let txn = store.database().begin_read()?;
+    let txn = store.database()?.begin_read()?;
     let table = match txn.open_table(DEMO_SEED) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -51,7 +51,7 @@ pub fn load(store: &Store) -> anyhow::Result<Option<DemoRecord>> {
 /// Stores `record` as the demo's, durably, replacing any earlier one.
 pub fn save(store: &Store, record: &DemoRecord) -> anyhow::Result<()> {
     let json = serde_json::to_string(record)?;
-    let txn = store.database().begin_write()?;
+    let txn = store.begin_write()?;
     txn.open_table(DEMO_SEED)?
         .insert(RECORD_KEY, json.as_str())?;
     txn.commit()?;

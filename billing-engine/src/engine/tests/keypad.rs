@@ -18,7 +18,7 @@ impl Fixture {
             format: TokenFormat::STANDARD,
             initial_count: 1,
         };
-        let txn = self.store.database().begin_write().unwrap();
+        let txn = self.store.begin_write().unwrap();
         self.store.put_keypad_in(&txn, serial, &setup).unwrap();
         txn.commit().unwrap();
     }
