@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             secret_hash,
             status: UnitStatus::Enabled,
             registered_at_ms: 0,
+            owner: String::new(),
         }
     })));
     write_accounts(&store, &serials)?;

@@ -7,6 +7,7 @@
 //! - the billing tables (journal of ledger entries, reference indexes, revenue, unit events,
 //!   closed accounts): see [`billing`].
 //! - the keypad tables (token setups with sealed keys, token logs): see [`keypad`].
+//! - `command_keys`: each owner's sealed Ed25519 command-signing key.
 //!
 //! Secrets the server must use again (keypad units' OpenPAYGO keys) are sealed under the
 //! [`MasterKey`], which lives in its own file beside the database (`master.key`, 0600), never
@@ -28,9 +29,11 @@ use crate::secrets::{MasterKey, SecretError};
 use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
 
 mod billing;
+mod command_keys;
 mod health;
 mod keypad;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
+pub use command_keys::PLATFORM_OWNER;
 pub use health::DiskFault;
 use health::{SpaceGuard, WatchedFile};
 
@@ -136,6 +139,8 @@ pub struct Store {
     journal_next: AtomicU64,
     /// What stored secrets are sealed under.
     master_key: MasterKey,
+    /// Command-signing keys opened so far.
+    keys: command_keys::KeyCache,
 }
 
 impl Store {
@@ -174,6 +179,7 @@ impl Store {
         txn.open_table(billing::CLOSED_ACCOUNTS)?;
         txn.open_table(keypad::KEYPAD_UNITS)?;
         txn.open_table(keypad::TOKENS)?;
+        txn.open_table(command_keys::COMMAND_KEYS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
         metrics::gauge!("sunledger_storage_available").set(1.0);
@@ -185,6 +191,7 @@ impl Store {
             guard,
             journal_next,
             master_key,
+            keys: command_keys::KeyCache::default(),
         })
     }
 
@@ -259,14 +266,15 @@ impl Store {
         self.journal_next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers a new enabled unit and returns its device secret, the only time it is seen.
+    /// Registers a new enabled unit of the platform (outside any organisation) and returns
+    /// its device secret, the only time it is seen.
     pub fn register_unit(
         &self,
         serial: &str,
         now_ms: i64,
     ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
         let txn = self.begin_write()?;
-        let registered = Store::register_unit_in(&txn, serial, now_ms)?;
+        let registered = self.register_unit_in(&txn, serial, now_ms, PLATFORM_OWNER)?;
         txn.commit()?;
         Ok(registered)
     }
@@ -274,11 +282,14 @@ impl Store {
     /// Registers a new enabled unit inside `txn`, a write transaction on this store's file,
     /// so another component (the operators' directory) can claim the unit in the same
     /// commit: both or neither. The unit may connect once `txn` commits and the caller adds
-    /// the record to the [`UnitDirectory`](crate::units::UnitDirectory).
+    /// the record to the [`UnitDirectory`](crate::units::UnitDirectory). Its commands are
+    /// signed with `owner`'s key (made in `txn` if the owner has none yet).
     pub fn register_unit_in(
+        &self,
         txn: &redb::WriteTransaction,
         serial: &str,
         now_ms: i64,
+        owner: &str,
     ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
         sunledger_proto::topic::validate_serial(serial)
             .map_err(|error| StoreError::InvalidSerial(serial.to_owned(), error))?;
@@ -288,7 +299,9 @@ impl Store {
             secret_hash: secret.hash(),
             status: UnitStatus::Enabled,
             registered_at_ms: now_ms,
+            owner: owner.to_owned(),
         };
+        self.command_key_in(txn, owner)?;
         let mut units = txn.open_table(UNITS)?;
         if units.get(serial)?.is_some() {
             return Err(StoreError::UnitExists(serial.to_owned()));

@@ -39,6 +39,9 @@ pub struct UnitRecord {
     pub status: UnitStatus,
     /// When the unit was registered, unix milliseconds.
     pub registered_at_ms: i64,
+    /// Whose command-signing key signs its commands: the organisation's id, or
+    /// [`crate::store::PLATFORM_OWNER`].
+    pub owner: String,
 }
 
 /// A device secret, returned once at registration and never stored.
@@ -74,10 +77,11 @@ fn hash_secret(secret: &str) -> [u8; 32] {
     blake3::derive_key(SECRET_HASH_CONTEXT, secret.as_bytes())
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct DirectoryEntry {
     secret_hash: blake3::Hash,
     status: UnitStatus,
+    owner: Box<str>,
 }
 
 /// Every unit's secret hash and status, in memory, read on every CONNECT and message.
@@ -101,6 +105,7 @@ impl UnitDirectory {
         let entry = DirectoryEntry {
             secret_hash: record.secret_hash.into(),
             status: record.status,
+            owner: record.owner.as_str().into(),
         };
         self.write().insert(record.serial.as_str().into(), entry);
     }
@@ -108,6 +113,11 @@ impl UnitDirectory {
     /// The status of `serial`, or `None` if no such unit is registered.
     pub fn status(&self, serial: &str) -> Option<UnitStatus> {
         self.read().get(serial).map(|entry| entry.status)
+    }
+
+    /// Whose key signs `serial`'s commands, or `None` if no such unit is registered.
+    pub fn owner(&self, serial: &str) -> Option<Box<str>> {
+        self.read().get(serial).map(|entry| entry.owner.clone())
     }
 
     /// Number of registered units.
@@ -135,14 +145,18 @@ impl UnitDirectory {
 
 impl CredentialCheck for UnitDirectory {
     fn verify(&self, serial: &str, secret: &str) -> Verdict {
-        let Some(entry) = self.read().get(serial).copied() else {
+        let Some((secret_hash, status)) = self
+            .read()
+            .get(serial)
+            .map(|entry| (entry.secret_hash, entry.status))
+        else {
             return Verdict::UnknownSerial;
         };
         // blake3::Hash equality is constant-time.
-        if entry.secret_hash != blake3::Hash::from(hash_secret(secret)) {
+        if secret_hash != blake3::Hash::from(hash_secret(secret)) {
             return Verdict::WrongSecret;
         }
-        match entry.status {
+        match status {
             UnitStatus::Enabled => Verdict::Allowed,
             UnitStatus::Decommissioned => Verdict::Decommissioned,
         }
@@ -159,6 +173,7 @@ mod tests {
             secret_hash: secret.hash(),
             status,
             registered_at_ms: 0,
+            owner: String::new(),
         }
     }
 

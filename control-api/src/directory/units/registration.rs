@@ -8,7 +8,7 @@
 //! added to the broker's in-memory credential check and its secret returned.
 
 use sunledger_billing::keypad::CommMode;
-use sunledger_billing::store::{Store, StoreError};
+use sunledger_billing::store::StoreError;
 use sunledger_billing::units::{DeviceSecret, UnitDirectory};
 
 use super::super::audit::AuditAction;
@@ -49,7 +49,10 @@ impl Directory {
         }
         let now_ms = self.clock.now().timestamp_millis();
         let (unit, record, secret) = self.change(&caller.org_id, &caller.member_id, |change| {
-            let (record, secret) = match Store::register_unit_in(&change.txn, serial, now_ms) {
+            let registered =
+                self.store
+                    .register_unit_in(&change.txn, serial, now_ms, change.org_id);
+            let (record, secret) = match registered {
                 Err(StoreError::UnitExists(_)) => {
                     return Err(DirectoryError::SerialTaken(serial.to_owned()));
                 }
