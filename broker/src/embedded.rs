@@ -1,8 +1,9 @@
 //! Starting rumqttd inside the process and linking to it.
 //!
 //! rumqttd's `Broker::start` blocks and only serves its stock codec, so this module assembles
-//! the same parts itself: the router on its own thread, and the device TCP server on another
-//! thread with a single-threaded runtime and the [`DeviceAcl`] codec. The platform talks to the
+//! the same parts itself: the router on its own thread, and the device listeners (plain TCP,
+//! and MQTT over TLS when configured) on another thread with a single-threaded runtime, each
+//! with the [`DeviceAcl`] codec and one shared authentication hook. The platform talks to the
 //! router through in-process links, never through a loopback TCP client.
 
 use std::net::{SocketAddr, TcpStream};
@@ -15,6 +16,7 @@ use rumqttd::{Router, Server};
 use crate::acl::DeviceAcl;
 use crate::auth::{self, CredentialCheck};
 use crate::config::{BrokerConfig, ConfigError};
+use crate::tls::TlsFileError;
 
 /// How long [`EmbeddedBroker::start`] waits for the device listener to accept connections.
 const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -26,6 +28,9 @@ pub enum StartError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS listener's certificate or key file cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
     /// A thread could not be spawned.
     #[error("spawning a broker thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -53,32 +58,30 @@ pub struct Link {
 }
 
 impl EmbeddedBroker {
-    /// Starts the router and the device listener, and returns once devices can connect.
+    /// Starts the router and the device listeners, and returns once devices can connect.
     pub fn start(
         config: &BrokerConfig,
         check: Arc<dyn CredentialCheck>,
     ) -> Result<EmbeddedBroker, StartError> {
         config.validate()?;
+        if let Some(tls) = &config.tls {
+            tls.validate()?;
+        }
         let router_tx = Router::new(0, config.router_config()).spawn();
-        let mut settings = config.server_settings();
-        settings.set_auth_handler(auth::handler(check));
-        let mut server = Server::new(settings, router_tx.clone(), DeviceAcl::new());
+        let mut connections = config.connection_settings();
+        connections.set_auth_handler(auth::handler(check));
+        let listeners = config.listeners(connections);
+        let addrs: Vec<SocketAddr> = listeners.iter().map(|listener| listener.listen).collect();
+        let servers: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| Server::new(listener, router_tx.clone(), DeviceAcl::new()))
+            .collect();
         std::thread::Builder::new()
             .name("mqtt-devices".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(runtime) => runtime.block_on(async {
-                        if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
-                            tracing::error!(%error, "MQTT device listener stopped");
-                        }
-                    }),
-                    Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
-                }
-            })?;
-        wait_until_listening(config.listen)?;
+            .spawn(move || serve_devices(servers))?;
+        for addr in addrs {
+            wait_until_listening(addr)?;
+        }
         let make_link = Arc::new(move |client_id: &str| {
             let (tx, rx, _connack) = LinkBuilder::new(client_id, router_tx.clone())
                 .build()
@@ -101,6 +104,30 @@ impl EmbeddedBroker {
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
     }
+}
+
+/// Runs every device listener on this thread until they all stop.
+fn serve_devices(servers: Vec<Server<DeviceAcl>>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return tracing::error!(%error, "MQTT device listener runtime failed"),
+    };
+    runtime.block_on(async {
+        let mut listeners = tokio::task::JoinSet::new();
+        for mut server in servers {
+            listeners.spawn(async move { server.start(rumqttd::LinkType::Remote).await });
+        }
+        while let Some(stopped) = listeners.join_next().await {
+            match stopped {
+                Ok(Err(error)) => tracing::error!(%error, "MQTT device listener stopped"),
+                Ok(Ok(())) => tracing::error!("MQTT device listener stopped"),
+                Err(error) => tracing::error!(%error, "MQTT device listener panicked"),
+            }
+        }
+    });
 }
 
 fn wait_until_listening(listen: SocketAddr) -> Result<(), StartError> {

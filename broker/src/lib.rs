@@ -9,7 +9,10 @@
 //!   own topics: a device may publish only its own `telemetry`, `ack` and `status`, subscribe
 //!   only to its own `cmd`, and set a last will only on its own `status`. rumqttd has no
 //!   per-topic ACL, so the rule lives in the codec each connection gets a clone of.
-//! - [`embedded`]: starts the router and the TCP server threads and hands out in-process
+//! - [`tls`]: the certificate and key files of the MQTT TLS listener and of the gRPC API,
+//!   checked once at start so a bad file is refused naming its setting.
+//! - [`embedded`]: starts the router and the device listener thread (plain TCP, and MQTT over
+//!   TLS through rumqttd's rustls support when `[broker.tls]` is set) and hands out in-process
 //!   links, through which the platform subscribes to device topics and publishes commands.
 //!
 //! Data flow: device TCP → [`acl::DeviceAcl`] codec (refuses foreign topics) → rumqttd router
@@ -20,9 +23,10 @@ pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod failure_limit;
+pub mod tls;
 
 pub use auth::{CredentialCheck, Verdict};
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, BrokerTls};
 pub use embedded::{EmbeddedBroker, Link};
 pub use rumqttd::local;
 pub use rumqttd::local::{LinkRx, LinkTx};

@@ -27,6 +27,9 @@
 //! then changes the unit or account durably (and sends the load command), and the directory
 //! records what was done and by whom. Amounts travel as decimal strings ([`amount`]).
 //!
+//! With a TLS identity (`[grpc_tls]` in the settings) the server speaks only gRPC over TLS
+//! (tonic's rustls support); without one, plain HTTP/2.
+//!
 //! Every operator service has the same shape: a service module, directory operations taking a
 //! [`roles::Caller`], and an interceptor-wrapped registration in [`serve`], with health
 //! status under its full name.
@@ -60,9 +63,11 @@ use sunledger_proto::api::v1::plans_server::PlansServer;
 use sunledger_proto::api::v1::reports_server::ReportsServer;
 use sunledger_proto::api::v1::team_server::TeamServer;
 use sunledger_proto::api::v1::units_server::UnitsServer;
+use sunledger_broker::tls::PemIdentity;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 pub use directory::{Directory, DirectoryError, Founded, NewOrganisation};
 pub use platform::Platform;
@@ -94,10 +99,12 @@ pub enum ServeError {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, over the directory, billing engine
-/// and unit directory of `platform`.
+/// and unit directory of `platform`; over TLS with `tls` (checked by
+/// [`sunledger_broker::tls::load_identity`]) if given.
 pub async fn serve(
     listener: TcpListener,
     platform: Platform,
+    tls: Option<PemIdentity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let directory = platform.directory.clone();
@@ -148,7 +155,12 @@ pub async fn serve(
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ])?;
     let authenticator = Authenticator::new(directory.clone());
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        let identity = Identity::from_pem(identity.cert_chain_pem, identity.key_pem);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    builder
         .layer(metrics)
         .add_service(health)
         .add_service(reflection)

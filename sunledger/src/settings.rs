@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sunledger_billing::worker::EngineConfig;
 use sunledger_broker::BrokerConfig;
+use sunledger_broker::tls::{PemIdentity, TlsFileError, load_identity};
 
 /// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
 /// `grpc_listen = "0.0.0.0:50051"` and a `[broker]` table.
@@ -16,6 +17,8 @@ pub struct Settings {
     pub database_path: PathBuf,
     /// Address of the gRPC API.
     pub grpc_listen: SocketAddr,
+    /// TLS for the gRPC API (`[grpc_tls]`); plain HTTP/2 unless set.
+    pub grpc_tls: Option<GrpcTls>,
     /// Address of the Prometheus endpoint (path `/metrics`).
     pub metrics_listen: SocketAddr,
     /// The embedded MQTT broker.
@@ -24,11 +27,31 @@ pub struct Settings {
     pub engine: EngineConfig,
 }
 
+/// The gRPC API's certificate and key: with them, the API accepts only TLS connections, so
+/// operators' tokens never cross the network in clear.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTls {
+    /// PEM file with the server's certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+}
+
+impl GrpcTls {
+    /// Reads both files and checks they belong together; errors name `grpc_tls.cert_path` or
+    /// `grpc_tls.key_path`.
+    pub fn load(&self) -> Result<PemIdentity, TlsFileError> {
+        load_identity("grpc_tls", &self.cert_path, &self.key_path)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_path: PathBuf::from("data/sunledger.redb"),
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            grpc_tls: None,
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             broker: BrokerConfig::default(),
             engine: EngineConfig::default(),
@@ -55,6 +78,7 @@ impl Settings {
         Settings {
             database_path,
             grpc_listen: grpc,
+            grpc_tls: None,
             metrics_listen: metrics,
             broker: BrokerConfig::for_tests(mqtt),
             engine: EngineConfig {
@@ -65,9 +89,15 @@ impl Settings {
         }
     }
 
-    /// Checks every section once.
+    /// Checks every section once, TLS files included.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.broker.validate()?;
+        if let Some(tls) = &self.broker.tls {
+            tls.validate()?;
+        }
+        if let Some(tls) = &self.grpc_tls {
+            tls.load()?;
+        }
         self.engine.validate()?;
         Ok(())
     }
@@ -93,5 +123,31 @@ mod tests {
         settings.engine.partitions = 0;
         let error = settings.validate().unwrap_err().to_string();
         assert_eq!(error, "engine.partitions must be at least 1");
+    }
+
+    #[test]
+    fn tls_sections_parse_and_a_missing_file_is_refused_naming_its_setting() {
+        let settings: Settings = toml::from_str(
+            "[broker.tls]\ncert_path = \"/nonexistent/mqtt.pem\"\nkey_path = \"/k.pem\"\n\
+             [grpc_tls]\ncert_path = \"/nonexistent/grpc.pem\"\nkey_path = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let broker_tls = settings.broker.tls.clone().expect("[broker.tls] parsed");
+        assert_eq!(broker_tls.listen, SocketAddr::from(([0, 0, 0, 0], 8883)));
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("broker.tls.cert_path (/nonexistent/mqtt.pem): cannot read"),
+            "{error}"
+        );
+        let settings = Settings {
+            broker: BrokerConfig::default(),
+            ..settings
+        };
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("grpc_tls.cert_path (/nonexistent/grpc.pem): cannot read"),
+            "{error}"
+        );
+        assert!(toml::from_str::<Settings>("[grpc_tls]\ncert = \"x\"\n").is_err());
     }
 }
