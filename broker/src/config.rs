@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tls::{TlsFileError, load_identity};
+use crate::tls::{TlsFileError, TlsIdentity, load_identity};
 
 /// Settings of the embedded broker. Every limit is named after what it bounds.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -20,7 +20,8 @@ pub struct BrokerConfig {
     pub payload_bytes_max: usize,
     /// QoS 1 messages in flight to one device before the broker waits for its acks.
     pub inflight_max: usize,
-    /// Time a new TCP connection has to send CONNECT before it is dropped.
+    /// Time a new TCP connection has to send CONNECT (and, on the TLS listener, to finish its
+    /// handshake first) before it is dropped.
     pub connect_timeout_ms: u16,
     /// Size of one in-memory log segment holding messages not yet read by a subscriber.
     pub segment_bytes_max: usize,
@@ -30,49 +31,6 @@ pub struct BrokerConfig {
     pub outgoing_packets_per_turn_max: u64,
     /// A second device listener speaking MQTT over TLS (`[broker.tls]`); none unless set.
     pub tls: Option<BrokerTls>,
-}
-
-/// The MQTT-over-TLS listener: the same broker, authentication and topic rules as the plain
-/// listener, so a device chooses its transport without any other difference.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerTls {
-    /// TCP address of the TLS listener; MQTT's registered TLS port 8883 unless set.
-    #[serde(default = "BrokerTls::default_listen")]
-    pub listen: SocketAddr,
-    /// PEM file with the server's certificate chain, leaf first. rumqttd reads it at every
-    /// TLS connection, so a renewed certificate is served without a restart.
-    pub cert_path: PathBuf,
-    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_path: PathBuf,
-}
-
-impl BrokerTls {
-    fn default_listen() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 8883))
-    }
-
-    /// Checks that both files hold a certificate chain and its key that rustls accepts,
-    /// naming the setting at fault (`broker.tls.cert_path`, `broker.tls.key_path`).
-    pub fn validate(&self) -> Result<(), TlsFileError> {
-        let fields = [("cert_path", &self.cert_path), ("key_path", &self.key_path)];
-        if let Some((field, path)) = fields.into_iter().find(|(_, path)| path.to_str().is_none()) {
-            return Err(TlsFileError {
-                setting: format!("broker.tls.{field}"),
-                path: path.clone(),
-                reason: "rumqttd needs a UTF-8 path".to_owned(),
-            });
-        }
-        load_identity("broker.tls", &self.cert_path, &self.key_path).map(drop)
-    }
-
-    fn rumqttd(&self) -> rumqttd::TlsConfig {
-        rumqttd::TlsConfig::Rustls {
-            capath: None,
-            certpath: self.cert_path.to_string_lossy().into_owned(),
-            keypath: self.key_path.to_string_lossy().into_owned(),
-        }
-    }
 }
 
 impl Default for BrokerConfig {
@@ -88,6 +46,42 @@ impl Default for BrokerConfig {
             outgoing_packets_per_turn_max: 1_000,
             tls: None,
         }
+    }
+}
+
+/// The MQTT-over-TLS listener: TLS is terminated in the process and the MQTT bytes are relayed
+/// to the plain listener, so TLS devices get the same authentication, topic rules and limits
+/// (see [`crate::tls_front`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerTls {
+    /// TCP address of the TLS listener; MQTT's registered TLS port 8883 unless set.
+    #[serde(default = "BrokerTls::default_listen")]
+    pub listen: SocketAddr,
+    /// PEM file with the server's certificate chain, leaf first (read at start).
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// TLS handshakes in progress at once; beyond it new connections are closed at once and
+    /// counted, so a flood of stalled handshakes holds at most this many sockets (each for at
+    /// most `connect_timeout_ms`).
+    #[serde(default = "BrokerTls::default_handshakes_max")]
+    pub handshakes_max: usize,
+}
+
+impl BrokerTls {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 8883))
+    }
+
+    fn default_handshakes_max() -> usize {
+        1_024
+    }
+
+    /// Reads the certificate and key and checks they belong together, naming the setting at
+    /// fault (`broker.tls.cert_path`, `broker.tls.key_path`).
+    pub fn load(&self) -> Result<TlsIdentity, TlsFileError> {
+        load_identity("broker.tls", &self.cert_path, &self.key_path)
     }
 }
 
@@ -143,9 +137,16 @@ impl BrokerConfig {
             ),
             (self.segments_max < 2, "segments_max", "must be at least 2"),
             (
-                self.tls.as_ref().is_some_and(|tls| tls.listen == self.listen),
+                self.tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.listen == self.listen),
                 "tls.listen",
                 "must differ from listen",
+            ),
+            (
+                self.tls.as_ref().is_some_and(|tls| tls.handshakes_max == 0),
+                "tls.handshakes_max",
+                "must be at least 1",
             ),
             (
                 self.outgoing_packets_per_turn_max == 0,
@@ -169,36 +170,21 @@ impl BrokerConfig {
         }
     }
 
-    pub(crate) fn connection_settings(&self) -> rumqttd::ConnectionSettings {
-        rumqttd::ConnectionSettings {
-            connection_timeout_ms: self.connect_timeout_ms,
-            max_payload_size: self.payload_bytes_max,
-            max_inflight_count: self.inflight_max,
-            auth: None::<HashMap<String, String>>,
-            external_auth: None,
-            dynamic_filters: true,
-        }
-    }
-
-    /// The plain listener, and the TLS one if configured, sharing `connections` (and so one
-    /// authentication hook and its lockouts).
-    pub(crate) fn listeners(
-        &self,
-        connections: rumqttd::ConnectionSettings,
-    ) -> Vec<rumqttd::ServerSettings> {
-        let listener = |name: &str, listen, tls| rumqttd::ServerSettings {
-            name: name.to_owned(),
-            listen,
-            tls,
+    pub(crate) fn server_settings(&self) -> rumqttd::ServerSettings {
+        rumqttd::ServerSettings {
+            name: "devices-v4".to_owned(),
+            listen: self.listen,
+            tls: None,
             next_connection_delay_ms: 0,
-            connections: connections.clone(),
-        };
-        let plain = listener("devices-v4", self.listen, None);
-        let tls = self
-            .tls
-            .as_ref()
-            .map(|tls| listener("devices-v4-tls", tls.listen, Some(tls.rumqttd())));
-        std::iter::once(plain).chain(tls).collect()
+            connections: rumqttd::ConnectionSettings {
+                connection_timeout_ms: self.connect_timeout_ms,
+                max_payload_size: self.payload_bytes_max,
+                max_inflight_count: self.inflight_max,
+                auth: None::<HashMap<String, String>>,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! Starting rumqttd inside the process and linking to it.
 //!
 //! rumqttd's `Broker::start` blocks and only serves its stock codec, so this module assembles
-//! the same parts itself: the router on its own thread, and the device listeners (plain TCP,
-//! and MQTT over TLS when configured) on another thread with a single-threaded runtime, each
-//! with the [`DeviceAcl`] codec and one shared authentication hook. The platform talks to the
-//! router through in-process links, never through a loopback TCP client.
+//! the same parts itself: the router on its own thread, and the device TCP server on another
+//! thread with a single-threaded runtime and the [`DeviceAcl`] codec. With `[broker.tls]`, a
+//! third thread runs the [`crate::tls_front`] that terminates TLS for devices and relays to
+//! the device server. The platform talks to the router through in-process links, never
+//! through a loopback TCP client.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::acl::DeviceAcl;
 use crate::auth::{self, CredentialCheck};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::tls::TlsFileError;
+use crate::tls_front::TlsFront;
 
 /// How long [`EmbeddedBroker::start`] waits for the device listener to accept connections.
 const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -31,6 +33,9 @@ pub enum StartError {
     /// The TLS listener's certificate or key file cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsFileError),
+    /// The TLS listener's address could not be bound (in use?).
+    #[error("binding the MQTT TLS listener on {0}: {1}")]
+    TlsBind(SocketAddr, std::io::Error),
     /// A thread could not be spawned.
     #[error("spawning a broker thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -64,23 +69,34 @@ impl EmbeddedBroker {
         check: Arc<dyn CredentialCheck>,
     ) -> Result<EmbeddedBroker, StartError> {
         config.validate()?;
-        if let Some(tls) = &config.tls {
-            tls.validate()?;
-        }
+        let tls_front = match &config.tls {
+            Some(tls) => Some(TlsFront::bind(tls, config, reachable(config.listen))?),
+            None => None,
+        };
         let router_tx = Router::new(0, config.router_config()).spawn();
-        let mut connections = config.connection_settings();
-        connections.set_auth_handler(auth::handler(check));
-        let listeners = config.listeners(connections);
-        let addrs: Vec<SocketAddr> = listeners.iter().map(|listener| listener.listen).collect();
-        let servers: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| Server::new(listener, router_tx.clone(), DeviceAcl::new()))
-            .collect();
+        let mut settings = config.server_settings();
+        settings.set_auth_handler(auth::handler(check));
+        let mut server = Server::new(settings, router_tx.clone(), DeviceAcl::new());
         std::thread::Builder::new()
             .name("mqtt-devices".to_owned())
-            .spawn(move || serve_devices(servers))?;
-        for addr in addrs {
-            wait_until_listening(addr)?;
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(async {
+                        if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
+                            tracing::error!(%error, "MQTT device listener stopped");
+                        }
+                    }),
+                    Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
+                }
+            })?;
+        wait_until_listening(config.listen)?;
+        if let Some(front) = tls_front {
+            std::thread::Builder::new()
+                .name("mqtt-tls".to_owned())
+                .spawn(move || front.run())?;
         }
         let make_link = Arc::new(move |client_id: &str| {
             let (tx, rx, _connack) = LinkBuilder::new(client_id, router_tx.clone())
@@ -106,35 +122,17 @@ impl EmbeddedBroker {
     }
 }
 
-/// Runs every device listener on this thread until they all stop.
-fn serve_devices(servers: Vec<Server<DeviceAcl>>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return tracing::error!(%error, "MQTT device listener runtime failed"),
-    };
-    runtime.block_on(async {
-        let mut listeners = tokio::task::JoinSet::new();
-        for mut server in servers {
-            listeners.spawn(async move { server.start(rumqttd::LinkType::Remote).await });
-        }
-        while let Some(stopped) = listeners.join_next().await {
-            match stopped {
-                Ok(Err(error)) => tracing::error!(%error, "MQTT device listener stopped"),
-                Ok(Ok(())) => tracing::error!("MQTT device listener stopped"),
-                Err(error) => tracing::error!(%error, "MQTT device listener panicked"),
-            }
-        }
-    });
+/// Where a client in this process reaches a listener bound to `listen` (the unspecified
+/// address becomes loopback).
+fn reachable(mut listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    listen
 }
 
 fn wait_until_listening(listen: SocketAddr) -> Result<(), StartError> {
-    let mut probe = listen;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let probe = reachable(listen);
     let deadline = Instant::now() + LISTEN_WAIT_MAX;
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {

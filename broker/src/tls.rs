@@ -1,10 +1,10 @@
 //! TLS identities (a certificate chain and its private key in PEM files) for the MQTT TLS
 //! listener and the gRPC API.
 //!
-//! Both servers read their files themselves (rumqttd at every TLS connection, tonic once), so
-//! a missing file, a file that is not PEM, or a key that does not belong to the certificate
-//! would only show up as failing handshakes. [`load_identity`] reads and checks the pair once
-//! at start, the way rustls will use it, and names the setting that is wrong.
+//! A missing file, a file that is not PEM, or a key that does not belong to the certificate
+//! would otherwise only show up as failing handshakes. [`load_identity`] reads and checks the
+//! pair once at start, by building the rustls configuration that will serve it, and names
+//! the setting that is wrong.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,13 +12,16 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// A server certificate chain and its private key, as the PEM text of their files.
+/// A server certificate chain and its private key, checked to belong together.
 #[derive(Clone, Debug)]
-pub struct PemIdentity {
-    /// The certificate chain, leaf first, PEM.
+pub struct TlsIdentity {
+    /// The certificate chain, leaf first, PEM (tonic takes PEM).
     pub cert_chain_pem: Vec<u8>,
     /// The leaf certificate's private key, PEM.
     pub key_pem: Vec<u8>,
+    /// The rustls server configuration serving them (ring provider, TLS 1.2 and 1.3, no
+    /// client certificates: devices authenticate with their MQTT password).
+    pub server_config: Arc<rustls::ServerConfig>,
 }
 
 /// A TLS file setting that cannot work, naming the setting (e.g. `broker.tls.cert_path`).
@@ -40,7 +43,7 @@ pub fn load_identity(
     section: &str,
     cert_path: &Path,
     key_path: &Path,
-) -> Result<PemIdentity, TlsFileError> {
+) -> Result<TlsIdentity, TlsFileError> {
     let cert_error = |reason: String| TlsFileError {
         setting: format!("{section}.cert_path"),
         path: cert_path.to_owned(),
@@ -64,20 +67,23 @@ pub fn load_identity(
             "holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {error}"
         ))
     })?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| key_error(error.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| {
-            key_error(format!(
-                "not usable with the certificate in {}: {error}",
-                cert_path.display()
-            ))
-        })?;
-    Ok(PemIdentity {
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| key_error(error.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|error| {
+        key_error(format!(
+            "not usable with the certificate in {}: {error}",
+            cert_path.display()
+        ))
+    })?;
+    Ok(TlsIdentity {
         cert_chain_pem,
         key_pem,
+        server_config: Arc::new(server_config),
     })
 }
 

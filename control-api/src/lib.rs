@@ -55,6 +55,7 @@ pub mod validate;
 
 use std::future::Future;
 
+use sunledger_broker::tls::TlsIdentity;
 use sunledger_proto::api::v1::customers_server::CustomersServer;
 use sunledger_proto::api::v1::installations_server::InstallationsServer;
 use sunledger_proto::api::v1::organisations_server::OrganisationsServer;
@@ -63,7 +64,6 @@ use sunledger_proto::api::v1::plans_server::PlansServer;
 use sunledger_proto::api::v1::reports_server::ReportsServer;
 use sunledger_proto::api::v1::team_server::TeamServer;
 use sunledger_proto::api::v1::units_server::UnitsServer;
-use sunledger_broker::tls::PemIdentity;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
@@ -104,7 +104,7 @@ pub enum ServeError {
 pub async fn serve(
     listener: TcpListener,
     platform: Platform,
-    tls: Option<PemIdentity>,
+    tls: Option<TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let directory = platform.directory.clone();

@@ -34,7 +34,11 @@ impl Server {
     /// Must be called inside a multi-threaded tokio runtime.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
         settings.validate()?;
-        let grpc_tls = settings.grpc_tls.as_ref().map(|tls| tls.load()).transpose()?;
+        let grpc_tls = settings
+            .grpc_tls
+            .as_ref()
+            .map(|tls| tls.load())
+            .transpose()?;
         let metrics = crate::metrics_http::recorder()?;
         let store = Arc::new(
             Store::open(&settings.database_path)

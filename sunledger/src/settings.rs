@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sunledger_billing::worker::EngineConfig;
 use sunledger_broker::BrokerConfig;
-use sunledger_broker::tls::{PemIdentity, TlsFileError, load_identity};
+use sunledger_broker::tls::{TlsFileError, TlsIdentity, load_identity};
 
 /// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
 /// `grpc_listen = "0.0.0.0:50051"` and a `[broker]` table.
@@ -41,7 +41,7 @@ pub struct GrpcTls {
 impl GrpcTls {
     /// Reads both files and checks they belong together; errors name `grpc_tls.cert_path` or
     /// `grpc_tls.key_path`.
-    pub fn load(&self) -> Result<PemIdentity, TlsFileError> {
+    pub fn load(&self) -> Result<TlsIdentity, TlsFileError> {
         load_identity("grpc_tls", &self.cert_path, &self.key_path)
     }
 }
@@ -93,7 +93,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.broker.validate()?;
         if let Some(tls) = &self.broker.tls {
-            tls.validate()?;
+            tls.load()?;
         }
         if let Some(tls) = &self.grpc_tls {
             tls.load()?;
