@@ -54,6 +54,7 @@ pub mod units;
 pub mod validate;
 
 use std::future::Future;
+use std::time::Duration;
 
 use sunledger_broker::tls::TlsIdentity;
 use sunledger_proto::api::v1::customers_server::CustomersServer;
@@ -98,13 +99,22 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// TLS for the API (`[grpc_tls]`).
+pub struct ApiTls {
+    /// The server's certificate chain and key, checked by
+    /// [`sunledger_broker::tls::load_identity`].
+    pub identity: TlsIdentity,
+    /// How long a client has to finish its handshake: tonic runs each handshake in its own
+    /// task, and without a deadline a client that never finishes would hold one forever.
+    pub handshake_timeout: Duration,
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, over the directory, billing engine
-/// and unit directory of `platform`; over TLS with `tls` (checked by
-/// [`sunledger_broker::tls::load_identity`]) if given.
+/// and unit directory of `platform`; only over TLS if `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     platform: Platform,
-    tls: Option<TlsIdentity>,
+    tls: Option<ApiTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let directory = platform.directory.clone();
@@ -156,9 +166,12 @@ pub async fn serve(
     ])?;
     let authenticator = Authenticator::new(directory.clone());
     let mut builder = tonic::transport::Server::builder();
-    if let Some(identity) = tls {
-        let identity = Identity::from_pem(identity.cert_chain_pem, identity.key_pem);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    if let Some(tls) = tls {
+        let identity = Identity::from_pem(tls.identity.cert_chain_pem, tls.identity.key_pem);
+        let config = ServerTlsConfig::new()
+            .identity(identity)
+            .timeout(tls.handshake_timeout);
+        builder = builder.tls_config(config)?;
     }
     builder
         .layer(metrics)

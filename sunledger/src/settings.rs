@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sunledger_billing::worker::EngineConfig;
 use sunledger_broker::BrokerConfig;
-use sunledger_broker::tls::{TlsFileError, TlsIdentity, load_identity};
+use sunledger_broker::tls::{TlsFileError, load_identity};
+use sunledger_control_api::ApiTls;
 
 /// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
 /// `grpc_listen = "0.0.0.0:50051"` and a `[broker]` table.
@@ -36,13 +38,23 @@ pub struct GrpcTls {
     pub cert_path: PathBuf,
     /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub key_path: PathBuf,
+    /// How long a client has to finish its TLS handshake before it is dropped.
+    #[serde(default = "GrpcTls::default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u32,
 }
 
 impl GrpcTls {
-    /// Reads both files and checks they belong together; errors name `grpc_tls.cert_path` or
-    /// `grpc_tls.key_path`.
-    pub fn load(&self) -> Result<TlsIdentity, TlsFileError> {
-        load_identity("grpc_tls", &self.cert_path, &self.key_path)
+    fn default_handshake_timeout_ms() -> u32 {
+        10_000
+    }
+
+    /// Reads both files and checks they belong together (errors name `grpc_tls.cert_path` or
+    /// `grpc_tls.key_path`), giving what the API serves TLS with.
+    pub fn load(&self) -> Result<ApiTls, TlsFileError> {
+        Ok(ApiTls {
+            identity: load_identity("grpc_tls", &self.cert_path, &self.key_path)?,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
+        })
     }
 }
 
@@ -96,6 +108,10 @@ impl Settings {
             tls.load()?;
         }
         if let Some(tls) = &self.grpc_tls {
+            anyhow::ensure!(
+                tls.handshake_timeout_ms > 0,
+                "grpc_tls.handshake_timeout_ms must be at least 1"
+            );
             tls.load()?;
         }
         self.engine.validate()?;

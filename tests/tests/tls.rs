@@ -41,6 +41,7 @@ async fn start_with_tls(
         settings.grpc_tls = Some(GrpcTls {
             cert_path,
             key_path,
+            handshake_timeout_ms: 1_000,
         });
         adjust(settings);
     })
