@@ -9,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use sunledger_proto::device::LoadState;
 use sunledger_fuzz::assert_refusal_matches_encoding;
+use sunledger_proto::device::LoadState;
 use sunledger_proto::payload::decode_ack;
 
 fuzz_target!(|payload: &[u8]| {

@@ -16,7 +16,11 @@ fuzz_target!(|payload: &[u8]| {
     match decode_telemetry(payload) {
         Ok(reading) => {
             let again = decode_telemetry(&reading.encode_to_vec());
-            assert_eq!(again.ok(), Some(reading), "re-encoded reading decodes to itself");
+            assert_eq!(
+                again.ok(),
+                Some(reading),
+                "re-encoded reading decodes to itself"
+            );
         }
         Err(error) => assert_refusal_matches_encoding(payload, &error),
     }

@@ -16,7 +16,11 @@ fuzz_target!(|topic: &[u8]| {
         return;
     };
     if let Ok(parsed) = DeviceTopic::parse(topic) {
-        assert_eq!(parsed.to_string(), topic, "parsed topic formats back to itself");
+        assert_eq!(
+            parsed.to_string(),
+            topic,
+            "parsed topic formats back to itself"
+        );
         assert_eq!(device_topic(parsed.serial, parsed.kind), topic);
         assert_eq!(validate_serial(parsed.serial), Ok(()));
     }
