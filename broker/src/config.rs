@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::tls::{TlsFileError, TlsIdentity, load_identity};
 
 /// Settings of the embedded broker. Every limit is named after what it bounds.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -17,7 +20,8 @@ pub struct BrokerConfig {
     pub payload_bytes_max: usize,
     /// QoS 1 messages in flight to one device before the broker waits for its acks.
     pub inflight_max: usize,
-    /// Time a new TCP connection has to send CONNECT before it is dropped.
+    /// Time a new TCP connection has to send CONNECT (and, on the TLS listener, to finish its
+    /// handshake first) before it is dropped.
     pub connect_timeout_ms: u16,
     /// Size of one in-memory log segment holding messages not yet read by a subscriber.
     pub segment_bytes_max: usize,
@@ -25,6 +29,8 @@ pub struct BrokerConfig {
     pub segments_max: usize,
     /// Messages the router hands one connection per turn, so one busy link cannot starve others.
     pub outgoing_packets_per_turn_max: u64,
+    /// A second device listener speaking MQTT over TLS (`[broker.tls]`); none unless set.
+    pub tls: Option<BrokerTls>,
 }
 
 impl Default for BrokerConfig {
@@ -38,7 +44,44 @@ impl Default for BrokerConfig {
             segment_bytes_max: 64 * 1024 * 1024,
             segments_max: 8,
             outgoing_packets_per_turn_max: 1_000,
+            tls: None,
         }
+    }
+}
+
+/// The MQTT-over-TLS listener: TLS is terminated in the process and the MQTT bytes are relayed
+/// to the plain listener, so TLS devices get the same authentication, topic rules and limits
+/// (see [`crate::tls_front`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerTls {
+    /// TCP address of the TLS listener; MQTT's registered TLS port 8883 unless set.
+    #[serde(default = "BrokerTls::default_listen")]
+    pub listen: SocketAddr,
+    /// PEM file with the server's certificate chain, leaf first (read at start).
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// TLS handshakes in progress at once; beyond it new connections are closed at once and
+    /// counted, so a flood of stalled handshakes holds at most this many sockets (each for at
+    /// most `connect_timeout_ms`).
+    #[serde(default = "BrokerTls::default_handshakes_max")]
+    pub handshakes_max: usize,
+}
+
+impl BrokerTls {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 8883))
+    }
+
+    fn default_handshakes_max() -> usize {
+        1_024
+    }
+
+    /// Reads the certificate and key and checks they belong together, naming the setting at
+    /// fault (`broker.tls.cert_path`, `broker.tls.key_path`).
+    pub fn load(&self) -> Result<TlsIdentity, TlsFileError> {
+        load_identity("broker.tls", &self.cert_path, &self.key_path)
     }
 }
 
@@ -93,6 +136,18 @@ impl BrokerConfig {
                 "must be at least 1024",
             ),
             (self.segments_max < 2, "segments_max", "must be at least 2"),
+            (
+                self.tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.listen == self.listen),
+                "tls.listen",
+                "must differ from listen",
+            ),
+            (
+                self.tls.as_ref().is_some_and(|tls| tls.handshakes_max == 0),
+                "tls.handshakes_max",
+                "must be at least 1",
+            ),
             (
                 self.outgoing_packets_per_turn_max == 0,
                 "outgoing_packets_per_turn_max",

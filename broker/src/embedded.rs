@@ -2,8 +2,10 @@
 //!
 //! rumqttd's `Broker::start` blocks and only serves its stock codec, so this module assembles
 //! the same parts itself: the router on its own thread, and the device TCP server on another
-//! thread with a single-threaded runtime and the [`DeviceAcl`] codec. The platform talks to the
-//! router through in-process links, never through a loopback TCP client.
+//! thread with a single-threaded runtime and the [`DeviceAcl`] codec. With `[broker.tls]`, a
+//! third thread runs the [`crate::tls_front`] that terminates TLS for devices and relays to
+//! the device server. The platform talks to the router through in-process links, never
+//! through a loopback TCP client.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use rumqttd::{Router, Server};
 use crate::acl::DeviceAcl;
 use crate::auth::{self, CredentialCheck};
 use crate::config::{BrokerConfig, ConfigError};
+use crate::tls::TlsFileError;
+use crate::tls_front::TlsFront;
 
 /// How long [`EmbeddedBroker::start`] waits for the device listener to accept connections.
 const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -26,6 +30,12 @@ pub enum StartError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS listener's certificate or key file cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsFileError),
+    /// The TLS listener's address could not be bound (in use?).
+    #[error("binding the MQTT TLS listener on {0}: {1}")]
+    TlsBind(SocketAddr, std::io::Error),
     /// A thread could not be spawned.
     #[error("spawning a broker thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -53,12 +63,16 @@ pub struct Link {
 }
 
 impl EmbeddedBroker {
-    /// Starts the router and the device listener, and returns once devices can connect.
+    /// Starts the router and the device listeners, and returns once devices can connect.
     pub fn start(
         config: &BrokerConfig,
         check: Arc<dyn CredentialCheck>,
     ) -> Result<EmbeddedBroker, StartError> {
         config.validate()?;
+        let tls_front = match &config.tls {
+            Some(tls) => Some(TlsFront::bind(tls, config, reachable(config.listen))?),
+            None => None,
+        };
         let router_tx = Router::new(0, config.router_config()).spawn();
         let mut settings = config.server_settings();
         settings.set_auth_handler(auth::handler(check));
@@ -79,6 +93,11 @@ impl EmbeddedBroker {
                 }
             })?;
         wait_until_listening(config.listen)?;
+        if let Some(front) = tls_front {
+            std::thread::Builder::new()
+                .name("mqtt-tls".to_owned())
+                .spawn(move || front.run())?;
+        }
         let make_link = Arc::new(move |client_id: &str| {
             let (tx, rx, _connack) = LinkBuilder::new(client_id, router_tx.clone())
                 .build()
@@ -103,11 +122,17 @@ impl EmbeddedBroker {
     }
 }
 
-fn wait_until_listening(listen: SocketAddr) -> Result<(), StartError> {
-    let mut probe = listen;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+/// Where a client in this process reaches a listener bound to `listen` (the unspecified
+/// address becomes loopback).
+fn reachable(mut listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    listen
+}
+
+fn wait_until_listening(listen: SocketAddr) -> Result<(), StartError> {
+    let probe = reachable(listen);
     let deadline = Instant::now() + LISTEN_WAIT_MAX;
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {

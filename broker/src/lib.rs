@@ -9,20 +9,28 @@
 //!   own topics: a device may publish only its own `telemetry`, `ack` and `status`, subscribe
 //!   only to its own `cmd`, and set a last will only on its own `status`. rumqttd has no
 //!   per-topic ACL, so the rule lives in the codec each connection gets a clone of.
-//! - [`embedded`]: starts the router and the TCP server threads and hands out in-process
-//!   links, through which the platform subscribes to device topics and publishes commands.
+//! - [`tls`]: the certificate and key files of the MQTT TLS listener and of the gRPC API,
+//!   checked once at start so a bad file is refused naming its setting.
+//! - [`tls_front`]: the MQTT-over-TLS listener (`[broker.tls]`): handshakes in their own
+//!   tasks with a deadline, then a relay to the plain device listener.
+//! - [`embedded`]: starts the router, the device listener and the TLS front on their own
+//!   threads and hands out in-process links, through which the platform subscribes to device
+//!   topics and publishes commands.
 //!
-//! Data flow: device TCP → [`acl::DeviceAcl`] codec (refuses foreign topics) → rumqttd router
-//! (acks QoS 1 once it holds the message) → in-process link → `ingest`.
+//! Data flow: device TCP (or TLS → [`tls_front`] → loopback TCP) → [`acl::DeviceAcl`] codec
+//! (refuses foreign topics) → rumqttd router (acks QoS 1 once it holds the message) →
+//! in-process link → `ingest`.
 
 pub mod acl;
 pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod failure_limit;
+pub mod tls;
+pub mod tls_front;
 
 pub use auth::{CredentialCheck, Verdict};
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, BrokerTls};
 pub use embedded::{EmbeddedBroker, Link};
 pub use rumqttd::local;
 pub use rumqttd::local::{LinkRx, LinkTx};

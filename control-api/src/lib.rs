@@ -27,6 +27,9 @@
 //! then changes the unit or account durably (and sends the load command), and the directory
 //! records what was done and by whom. Amounts travel as decimal strings ([`amount`]).
 //!
+//! With a TLS identity (`[grpc_tls]` in the settings) the server speaks only gRPC over TLS
+//! (tonic's rustls support); without one, plain HTTP/2.
+//!
 //! Every operator service has the same shape: a service module, directory operations taking a
 //! [`roles::Caller`], and an interceptor-wrapped registration in [`serve`], with health
 //! status under its full name.
@@ -53,7 +56,9 @@ pub mod units;
 pub mod validate;
 
 use std::future::Future;
+use std::time::Duration;
 
+use sunledger_broker::tls::TlsIdentity;
 use sunledger_proto::api::v1::customers_server::CustomersServer;
 use sunledger_proto::api::v1::installations_server::InstallationsServer;
 use sunledger_proto::api::v1::organisations_server::OrganisationsServer;
@@ -65,6 +70,7 @@ use sunledger_proto::api::v1::units_server::UnitsServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 pub use directory::{Directory, DirectoryError, Founded, NewOrganisation};
 pub use platform::Platform;
@@ -95,11 +101,22 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// TLS for the API (`[grpc_tls]`).
+pub struct ApiTls {
+    /// The server's certificate chain and key, checked by
+    /// [`sunledger_broker::tls::load_identity`].
+    pub identity: TlsIdentity,
+    /// How long a client has to finish its handshake: tonic runs each handshake in its own
+    /// task, and without a deadline a client that never finishes would hold one forever.
+    pub handshake_timeout: Duration,
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, over the directory, billing engine
-/// and unit directory of `platform`.
+/// and unit directory of `platform`; only over TLS if `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     platform: Platform,
+    tls: Option<ApiTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let directory = platform.directory.clone();
@@ -150,7 +167,15 @@ pub async fn serve(
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ])?;
     let authenticator = Authenticator::new(directory.clone());
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let identity = Identity::from_pem(tls.identity.cert_chain_pem, tls.identity.key_pem);
+        let config = ServerTlsConfig::new()
+            .identity(identity)
+            .timeout(tls.handshake_timeout);
+        builder = builder.tls_config(config)?;
+    }
+    builder
         .layer(metrics)
         .add_service(health)
         .add_service(reflection)

@@ -173,9 +173,21 @@ mod tests {
     }
 
     proptest! {
+        /// Arbitrary strings, and near misses of real topics (stray separators, wildcards,
+        /// misspelt kinds, long serials), never panic the parser, and a topic it accepts formats
+        /// back to exactly itself with a valid serial: the serial billed is the one in the topic.
         #[test]
-        fn parser_never_panics(topic in "\\PC{0,120}") {
-            let _ = DeviceTopic::parse(&topic);
+        fn a_topic_that_parses_formats_back_to_itself(
+            topic in prop_oneof![
+                "\\PC{0,120}",
+                ("[A-Za-z0-9_.+#/ -]{0,70}", "(telemetry|ack|status|cmd|telemetri|Ack|)(/?)")
+                    .prop_map(|(serial, kind)| format!("{DEVICE_TOPIC_PREFIX}{serial}/{kind}")),
+            ],
+        ) {
+            if let Ok(parsed) = DeviceTopic::parse(&topic) {
+                prop_assert_eq!(parsed.to_string(), topic.as_str());
+                prop_assert_eq!(validate_serial(parsed.serial), Ok(()));
+            }
         }
 
         #[test]

@@ -57,6 +57,11 @@ impl Server {
     /// [`Server::start`] with `hooks` plugged in (an SMS gateway, a disk fault for tests).
     pub async fn start_with(settings: Settings, hooks: Hooks) -> anyhow::Result<Server> {
         settings.validate()?;
+        let grpc_tls = settings
+            .grpc_tls
+            .as_ref()
+            .map(|tls| tls.load())
+            .transpose()?;
         let metrics = crate::metrics_http::recorder()?;
         let options = StoreOptions {
             master_key: None,
@@ -105,7 +110,12 @@ impl Server {
         let tasks = vec![
             tokio::spawn(log_exit(
                 "gRPC API",
-                sunledger_control_api::serve(grpc, platform.clone(), wait_for(stopped.clone())),
+                sunledger_control_api::serve(
+                    grpc,
+                    platform.clone(),
+                    grpc_tls,
+                    wait_for(stopped.clone()),
+                ),
             )),
             tokio::spawn(log_exit(
                 "metrics endpoint",
@@ -119,7 +129,8 @@ impl Server {
         ];
         metrics::gauge!("sunledger_units_registered").set(directory.len() as f64);
         tracing::info!(
-            mqtt = %settings.broker.listen, grpc = %settings.grpc_listen, metrics = %settings.metrics_listen,
+            mqtt = %settings.broker.listen, mqtt_tls = ?settings.broker.tls.as_ref().map(|tls| tls.listen),
+            grpc = %settings.grpc_listen, grpc_tls = settings.grpc_tls.is_some(), metrics = %settings.metrics_listen,
             database = %settings.database_path.display(), units = directory.len(), "sunledger serving"
         );
         Ok(Server {

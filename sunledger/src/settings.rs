@@ -2,10 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sunledger_billing::worker::EngineConfig;
 use sunledger_broker::BrokerConfig;
+use sunledger_broker::tls::{TlsFileError, load_identity};
+use sunledger_control_api::ApiTls;
 use sunledger_control_api::reminders::ReminderSettings;
 
 /// Everything `sunledger serve` needs. The TOML file has the same shape, e.g.
@@ -20,6 +23,8 @@ pub struct Settings {
     pub storage_reserve_bytes: u64,
     /// Address of the gRPC API.
     pub grpc_listen: SocketAddr,
+    /// TLS for the gRPC API (`[grpc_tls]`); plain HTTP/2 unless set.
+    pub grpc_tls: Option<GrpcTls>,
     /// Address of the Prometheus endpoint (path `/metrics`).
     pub metrics_listen: SocketAddr,
     /// The embedded MQTT broker.
@@ -30,12 +35,42 @@ pub struct Settings {
     pub reminders: ReminderSettings,
 }
 
+/// The gRPC API's certificate and key: with them, the API accepts only TLS connections, so
+/// operators' tokens never cross the network in clear.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTls {
+    /// PEM file with the server's certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// How long a client has to finish its TLS handshake before it is dropped.
+    #[serde(default = "GrpcTls::default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u32,
+}
+
+impl GrpcTls {
+    fn default_handshake_timeout_ms() -> u32 {
+        10_000
+    }
+
+    /// Reads both files and checks they belong together (errors name `grpc_tls.cert_path` or
+    /// `grpc_tls.key_path`), giving what the API serves TLS with.
+    pub fn load(&self) -> Result<ApiTls, TlsFileError> {
+        Ok(ApiTls {
+            identity: load_identity("grpc_tls", &self.cert_path, &self.key_path)?,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
+        })
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_path: PathBuf::from("data/sunledger.redb"),
             storage_reserve_bytes: 64 * 1024 * 1024,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            grpc_tls: None,
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             broker: BrokerConfig::default(),
             engine: EngineConfig::default(),
@@ -65,6 +100,7 @@ impl Settings {
             // Tests share the machine's disk; the disk-full test uses a fault switch instead.
             storage_reserve_bytes: 0,
             grpc_listen: grpc,
+            grpc_tls: None,
             metrics_listen: metrics,
             broker: BrokerConfig::for_tests(mqtt),
             engine: EngineConfig {
@@ -76,9 +112,19 @@ impl Settings {
         }
     }
 
-    /// Checks every section once.
+    /// Checks every section once, TLS files included.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.broker.validate()?;
+        if let Some(tls) = &self.broker.tls {
+            tls.load()?;
+        }
+        if let Some(tls) = &self.grpc_tls {
+            anyhow::ensure!(
+                tls.handshake_timeout_ms > 0,
+                "grpc_tls.handshake_timeout_ms must be at least 1"
+            );
+            tls.load()?;
+        }
         self.engine.validate()?;
         Ok(())
     }
@@ -104,5 +150,31 @@ mod tests {
         settings.engine.partitions = 0;
         let error = settings.validate().unwrap_err().to_string();
         assert_eq!(error, "engine.partitions must be at least 1");
+    }
+
+    #[test]
+    fn tls_sections_parse_and_a_missing_file_is_refused_naming_its_setting() {
+        let settings: Settings = toml::from_str(
+            "[broker.tls]\ncert_path = \"/nonexistent/mqtt.pem\"\nkey_path = \"/k.pem\"\n\
+             [grpc_tls]\ncert_path = \"/nonexistent/grpc.pem\"\nkey_path = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let broker_tls = settings.broker.tls.clone().expect("[broker.tls] parsed");
+        assert_eq!(broker_tls.listen, SocketAddr::from(([0, 0, 0, 0], 8883)));
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("broker.tls.cert_path (/nonexistent/mqtt.pem): cannot read"),
+            "{error}"
+        );
+        let settings = Settings {
+            broker: BrokerConfig::default(),
+            ..settings
+        };
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("grpc_tls.cert_path (/nonexistent/grpc.pem): cannot read"),
+            "{error}"
+        );
+        assert!(toml::from_str::<Settings>("[grpc_tls]\ncert = \"x\"\n").is_err());
     }
 }

@@ -62,10 +62,15 @@ pub struct Api {
 impl Api {
     /// Calls with the `authorization` metadata `value`, or none.
     pub async fn with_authorization(server: &TestServer, value: Option<&str>) -> Api {
+        Api::over(server.grpc_channel().await, value)
+    }
+
+    /// Calls over `channel` (e.g. a TLS one) with the `authorization` metadata `value`, or none.
+    pub fn over(channel: Channel, value: Option<&str>) -> Api {
         let authorization =
             Authorization(value.map(|value| value.parse().expect("ASCII metadata")));
         Api {
-            channel: server.grpc_channel().await,
+            channel,
             authorization,
         }
     }

@@ -6,9 +6,11 @@
 //! - [`metric`]: reads one sample from a `/metrics` scrape.
 //! - [`burst`]: a burst of readings into a deliberately slow engine (back-pressure tests).
 //! - [`api`]: the operators' gRPC API as tests drive it (clients, organisations, checks).
+//! - [`tls`]: a self-signed certificate for the server's TLS listeners, and clients trusting it.
 
 pub mod api;
 pub mod burst;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prost::Message;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, Transport};
 use sunledger::server::Hooks;
 use sunledger::{Server, Settings};
 use sunledger_billing::account::AccountSetup;
@@ -253,6 +255,18 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// A device's options: client id = username = serial, password = secret, last will `offline`
+/// on the status topic of `will_serial` (its own unless given).
+fn options(mqtt: SocketAddr, serial: &str, secret: &str, will_serial: Option<&str>) -> MqttOptions {
+    let mut options = MqttOptions::new(serial, mqtt.ip().to_string(), mqtt.port());
+    options
+        .set_credentials(serial, secret)
+        .set_keep_alive(Duration::from_secs(5));
+    let will_topic = device_topic(will_serial.unwrap_or(serial), TopicKind::Status);
+    options.set_last_will(LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true));
+    options
+}
+
 /// What a test device's event loop observed.
 #[derive(Debug)]
 pub enum Seen {
@@ -285,12 +299,23 @@ impl Device {
         secret: &str,
         will_serial: Option<&str>,
     ) -> Device {
-        let mut options = MqttOptions::new(serial, mqtt.ip().to_string(), mqtt.port());
-        options
-            .set_credentials(serial, secret)
-            .set_keep_alive(Duration::from_secs(5));
-        let will_topic = device_topic(will_serial.unwrap_or(serial), TopicKind::Status);
-        options.set_last_will(LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true));
+        Device::start(options(mqtt, serial, secret, will_serial), serial)
+    }
+
+    /// Connects over `transport` (MQTT over TLS, see [`tls::SelfSigned::mqtt_transport`]),
+    /// otherwise as [`Device::connect`] does.
+    pub fn connect_over(
+        transport: Transport,
+        mqtt: SocketAddr,
+        serial: &str,
+        secret: &str,
+    ) -> Device {
+        let mut options = options(mqtt, serial, secret, None);
+        options.set_transport(transport);
+        Device::start(options, serial)
+    }
+
+    fn start(options: MqttOptions, serial: &str) -> Device {
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let (report, seen) = mpsc::unbounded_channel();
         let eventloop = tokio::spawn(async move {

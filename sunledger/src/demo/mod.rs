@@ -113,7 +113,11 @@ fn reachable(mut listen: SocketAddr) -> SocketAddr {
 fn print_access(server: &Server, seeded: &Seeded) {
     let grpc = reachable(server.settings().grpc_listen);
     let token = seeded.token.expose();
-    let call = format!("grpcurl -plaintext -H \"authorization: Bearer {token}\"");
+    let transport = match &server.settings().grpc_tls {
+        Some(tls) => format!("-cacert {}", tls.cert_path.display()),
+        None => "-plaintext".to_owned(),
+    };
+    let call = format!("grpcurl {transport} -H \"authorization: Bearer {token}\"");
     println!(
         "demo: organisation {:?} ({}): {} units, each installed for a customer on a usage plan",
         seeded.organisation.name,
