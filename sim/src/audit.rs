@@ -14,11 +14,10 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sunledger_proto::api::v1 as api;
-use tokio::task::JoinSet;
 
 use crate::enrol::EnrolledUnit;
 use crate::error::SimError;
-use crate::operator::{Operator, all_pages, joined};
+use crate::operator::{Operator, all_pages, bounded};
 use crate::truth::DeviceTruth;
 
 /// Pause between two audit passes while the platform still processes the last readings.
@@ -138,26 +137,16 @@ async fn audit_pass(
         .iter()
         .map(|unit| (unit.serial.as_str(), unit))
         .collect();
-    let mut observed = HashMap::with_capacity(truths.len());
-    let mut tasks = JoinSet::new();
-    for truth in truths {
-        if tasks.len() == AUDIT_CONCURRENCY {
-            let (serial, seen) = joined(tasks.join_next().await)?;
-            observed.insert(serial, seen);
-        }
+    let reads = truths.iter().map(|truth| {
         let installation_id = enrolled
             .get(truth.serial.as_str())
             .map(|unit| unit.installation_id.clone());
-        tasks.spawn(observe(
-            operator.clone(),
-            truth.serial.clone(),
-            installation_id,
-        ));
-    }
-    while let Some(result) = tasks.join_next().await {
-        let (serial, seen) = joined(Some(result))?;
-        observed.insert(serial, seen);
-    }
+        observe(operator.clone(), truth.serial.clone(), installation_id)
+    });
+    let observed: HashMap<String, Observed> = bounded(reads, AUDIT_CONCURRENCY)
+        .await?
+        .into_iter()
+        .collect();
     let mut audit = Audit::default();
     for truth in truths {
         let seen = &observed[&truth.serial];

@@ -31,7 +31,17 @@ offline_reports_max = 10
 reset_per_report = 0.0
 duplicate_per_report = 0.0
 malformed_per_report = 0.0
+
+[keypad]
+payment_interval_ms = 5000
+small_per_payment = 0.25
+bulk_per_payment = 0.01
+repeat_per_payment = 0.1
+payments_in_flight_max = 16
 "#;
+
+/// Why a rate is refused.
+const PROBABILITY: &str = "must be a probability in [0, 1]";
 
 /// How a simulated fleet behaves: where the broker is, how fast simulated time runs, how
 /// hard connections are throttled, and how often faults are injected.
@@ -81,6 +91,78 @@ pub struct SimConfig {
     pub command_log_max: usize,
     /// Fault injection rates; all zero by default.
     pub faults: FaultRates,
+    /// How keypad units are paid for, when the run has any.
+    pub keypad: KeypadPayments,
+}
+
+/// How the simulated mobile-money provider pays for keypad units: when, how much, and how
+/// often it sends a payment notification twice.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeypadPayments {
+    /// Mean real time between two payments for one unit; each wait is drawn from zero to
+    /// twice this, so units do not pay in step.
+    pub payment_interval_ms: u64,
+    /// Chance that a payment is smaller than a day's price: it buys nothing until a later
+    /// payment completes the day, which the ground truth must follow exactly.
+    pub small_per_payment: f64,
+    /// Chance that a payment buys more days than one token carries (995), so the platform
+    /// splits it over several tokens.
+    pub bulk_per_payment: f64,
+    /// Chance that the provider sends an earlier payment's reference again instead of a new
+    /// payment; the platform must return the same tokens, and the unit refuse them as used.
+    pub repeat_per_payment: f64,
+    /// Most payment calls in flight at once across all keypad units, since each waits for a
+    /// durable commit; a payment that has to wait for a slot is counted.
+    pub payments_in_flight_max: usize,
+}
+
+impl Default for KeypadPayments {
+    fn default() -> Self {
+        KeypadPayments {
+            payment_interval_ms: 5_000,
+            small_per_payment: 0.25,
+            bulk_per_payment: 0.01,
+            repeat_per_payment: 0.1,
+            payments_in_flight_max: 16,
+        }
+    }
+}
+
+impl KeypadPayments {
+    fn validate(&self) -> Result<(), SimError> {
+        let rates = [
+            (self.small_per_payment, "keypad.small_per_payment"),
+            (self.bulk_per_payment, "keypad.bulk_per_payment"),
+            (self.repeat_per_payment, "keypad.repeat_per_payment"),
+        ];
+        let checks = rates
+            .map(|(rate, field)| ((0.0..=1.0).contains(&rate), field, PROBABILITY))
+            .into_iter()
+            .chain([
+                (
+                    self.small_per_payment + self.bulk_per_payment <= 1.0,
+                    "keypad.bulk_per_payment",
+                    "plus keypad.small_per_payment must be at most 1",
+                ),
+                (
+                    self.payment_interval_ms >= 1,
+                    "keypad.payment_interval_ms",
+                    "must be at least 1",
+                ),
+                (
+                    self.payments_in_flight_max >= 1,
+                    "keypad.payments_in_flight_max",
+                    "must be at least 1",
+                ),
+            ]);
+        for (ok, field, reason) in checks {
+            if !ok {
+                return Err(SimError::InvalidConfig { field, reason });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Probabilities, per report interval of one device, of each injected fault.
@@ -134,6 +216,7 @@ impl Default for SimConfig {
             shutdown_drain_ms: 2_000,
             command_log_max: 256,
             faults: FaultRates::default(),
+            keypad: KeypadPayments::default(),
         }
     }
 }
@@ -156,6 +239,11 @@ impl SimConfig {
             delivery_timeout_ms: 2_000,
             shutdown_drain_ms: 500,
             command_log_max: 8,
+            keypad: KeypadPayments {
+                payment_interval_ms: 20,
+                payments_in_flight_max: 2,
+                ..KeypadPayments::default()
+            },
             ..SimConfig::default()
         }
     }
@@ -227,7 +315,8 @@ impl SimConfig {
                 return Err(SimError::InvalidConfig { field, reason });
             }
         }
-        self.faults.validate()
+        self.faults.validate()?;
+        self.keypad.validate()
     }
 }
 
@@ -243,7 +332,7 @@ impl FaultRates {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(SimError::InvalidConfig {
                     field,
-                    reason: "must be a probability in [0, 1]",
+                    reason: PROBABILITY,
                 });
             }
         }
@@ -317,6 +406,27 @@ mod tests {
                     ..SimConfig::default()
                 },
                 "faults.duplicate_per_report",
+            ),
+            (
+                SimConfig {
+                    keypad: KeypadPayments {
+                        small_per_payment: 0.6,
+                        bulk_per_payment: 0.5,
+                        ..KeypadPayments::default()
+                    },
+                    ..SimConfig::default()
+                },
+                "keypad.bulk_per_payment",
+            ),
+            (
+                SimConfig {
+                    keypad: KeypadPayments {
+                        payments_in_flight_max: 0,
+                        ..KeypadPayments::default()
+                    },
+                    ..SimConfig::default()
+                },
+                "keypad.payments_in_flight_max",
             ),
         ];
         for (config, expected) in cases {

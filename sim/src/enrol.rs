@@ -7,18 +7,27 @@
 //! registered again (its secret must then come from the credentials file of the run that
 //! registered it), an installed unit is not installed again, and the opening credit's
 //! reference makes it one payment however often the fleet is enrolled.
+//!
+//! Keypad units (`enrol/keypad.rs`) are registered fresh on every run with their OpenPAYGO
+//! setup, on a weekly instalment plan, with no opening credit: the simulator pays for them as
+//! it runs.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use sunledger_proto::api::v1 as api;
-use tokio::task::JoinSet;
 use tonic::Code;
 
 use crate::device::DeviceCredentials;
 use crate::error::SimError;
-use crate::operator::{Operator, all_pages, joined};
+use crate::keypad_unit::KeypadSpec;
+use crate::operator::{Operator, bounded};
+use crate::plans::{SimTariff, find_or_create};
+
+mod keypad;
+
+pub use keypad::{EnrolledKeypad, KEYPAD_PLAN_NAME, KeypadEnrolment};
 
 /// Name of the usage plan the fleet is billed on, found again by it on later runs.
 pub const PLAN_NAME: &str = "sim usage";
@@ -32,7 +41,7 @@ const SIM_IMEI_BASE: u64 = 35_800_000_000_000;
 const SIM_LOCATION: (f64, f64) = (-1.2921, 36.8219);
 
 /// What to enrol.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EnrolOptions {
     /// Units `SIM-000001`… to enrol.
     pub devices: usize,
@@ -40,6 +49,10 @@ pub struct EnrolOptions {
     pub price_per_kwh: String,
     /// Credit recorded for each unit once, a decimal string; zero records none.
     pub opening_credit: String,
+    /// Keypad units to register, on top of the connected ones; none enrols no keypad plan.
+    pub keypads: Vec<KeypadSpec>,
+    /// Price of a week of credit on the keypad units' plan, a decimal string above zero.
+    pub keypad_price_per_week: String,
 }
 
 /// One enrolled unit.
@@ -60,12 +73,14 @@ pub struct EnrolledUnit {
 }
 
 /// The enrolled fleet, in serial order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Enrolment {
     /// The usage plan the fleet is billed on.
     pub plan_id: String,
-    /// Every unit, in serial order.
+    /// Every connected unit, in serial order.
     pub units: Vec<EnrolledUnit>,
+    /// The keypad units and their plan, when any were asked for.
+    pub keypads: Option<KeypadEnrolment>,
 }
 
 impl Enrolment {
@@ -102,8 +117,9 @@ impl Enrolment {
     }
 }
 
-/// Enrols units `SIM-000001`… up to `options.devices` in the caller's organisation; `known`
-/// supplies the secrets of units registered by an earlier run.
+/// Enrols units `SIM-000001`… up to `options.devices` in the caller's organisation, and the
+/// keypad units of `options.keypads`; `known` supplies the secrets of units registered by an
+/// earlier run.
 pub async fn enrol(
     operator: &Operator,
     options: &EnrolOptions,
@@ -111,17 +127,22 @@ pub async fn enrol(
 ) -> Result<Enrolment, SimError> {
     let price = amount("--price-per-kwh", &options.price_per_kwh)?;
     let credit = amount("--opening-credit", &options.opening_credit)?;
-    let plan_id = usage_plan(operator, price).await?;
+    let keypad_rate = match options.keypads.is_empty() {
+        true => None,
+        false => Some(keypad::weekly_rate(
+            "--keypad-price-per-week",
+            &options.keypad_price_per_week,
+        )?),
+    };
+    let usage = SimTariff::Usage {
+        price_per_kwh: price,
+    };
+    let plan_id = find_or_create(operator, PLAN_NAME, usage).await?;
     let known: HashMap<&str, &str> = known
         .iter()
         .map(|device| (device.serial.as_str(), device.secret.as_str()))
         .collect();
-    let mut units = Vec::with_capacity(options.devices);
-    let mut tasks = JoinSet::new();
-    for n in 1..=options.devices {
-        if tasks.len() == ENROL_CONCURRENCY {
-            units.push(joined(tasks.join_next().await)?);
-        }
+    let units = (1..=options.devices).map(|n| {
         let serial = sim_serial(n);
         let secret = known
             .get(serial.as_str())
@@ -134,13 +155,18 @@ pub async fn enrol(
             plan_id: plan_id.clone(),
             credit,
         };
-        tasks.spawn(unit.enrol());
-    }
-    while let Some(result) = tasks.join_next().await {
-        units.push(joined(Some(result))?);
-    }
-    units.sort_by(|a, b| a.serial.cmp(&b.serial));
-    Ok(Enrolment { plan_id, units })
+        unit.enrol()
+    });
+    let units = bounded(units, ENROL_CONCURRENCY).await?;
+    let keypads = match keypad_rate {
+        Some(rate) => Some(keypad::enrol_keypads(operator, rate, &options.keypads).await?),
+        None => None,
+    };
+    Ok(Enrolment {
+        plan_id,
+        units,
+        keypads,
+    })
 }
 
 /// The serial of simulator unit `n`.
@@ -173,6 +199,7 @@ pub fn imei_with_check_digit(body: u64) -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
+/// The decimal `value` of option `field`, at least zero.
 fn amount(field: &'static str, value: &str) -> Result<Decimal, SimError> {
     Decimal::from_str(value.trim())
         .ok()
@@ -180,57 +207,8 @@ fn amount(field: &'static str, value: &str) -> Result<Decimal, SimError> {
         .ok_or_else(|| SimError::InvalidAmount {
             field,
             value: value.to_owned(),
+            must_be: "at least zero",
         })
-}
-
-/// The active usage plan named [`PLAN_NAME`], created with automatic switch-off if there is
-/// none; one at another price is refused rather than silently billing at it.
-async fn usage_plan(operator: &Operator, price: Decimal) -> Result<String, SimError> {
-    let plans = all_pages(|page_token| async move {
-        let request = api::ListPlansRequest {
-            page_size: 0,
-            page_token,
-            tariff_type: api::TariffType::Usage.into(),
-            availability: api::PlanAvailability::Active.into(),
-            search: PLAN_NAME.into(),
-        };
-        let page = operator
-            .plans()
-            .list_plans(request)
-            .await
-            .map_err(|status| SimError::api("ListPlans", status))?
-            .into_inner();
-        Ok((page.plans, page.next_page_token))
-    })
-    .await?;
-    if let Some(plan) = plans.into_iter().find(|plan| plan.name == PLAN_NAME) {
-        let existing = match &plan.tariff {
-            Some(api::plan::Tariff::Usage(usage)) => usage.price_per_kwh.clone(),
-            _ => String::new(),
-        };
-        return match Decimal::from_str(&existing) == Ok(price) {
-            true => Ok(plan.id),
-            false => Err(SimError::PlanTermsDiffer {
-                name: PLAN_NAME.into(),
-                existing,
-                wanted: price.to_string(),
-            }),
-        };
-    }
-    let request = api::CreatePlanRequest {
-        name: PLAN_NAME.into(),
-        tariff: Some(api::create_plan_request::Tariff::Usage(api::UsageTariff {
-            price_per_kwh: price.to_string(),
-        })),
-        auto_switch_off: true,
-        ..Default::default()
-    };
-    let plan = operator
-        .plans()
-        .create_plan(request)
-        .await
-        .map_err(|status| SimError::api("CreatePlan", status))?;
-    Ok(plan.into_inner().id)
 }
 
 /// One unit's enrolment, owned so it can run on its own task.
@@ -276,7 +254,7 @@ impl UnitToEnrol {
             };
         let installation_id = match installation_id {
             Some(id) => id,
-            None => self.install().await?,
+            None => install(&self.operator, &self.serial, &self.plan_id).await?,
         };
         if !self.credit.is_zero() {
             self.pay_opening_credit(&installation_id).await?;
@@ -288,51 +266,6 @@ impl UnitToEnrol {
             installation_id,
             consumed_wh_before,
         })
-    }
-
-    /// Registers a new customer on the unit in both steps; returns the installation's id.
-    async fn install(&self) -> Result<String, SimError> {
-        let customer = api::CustomerDetails {
-            r#type: api::CustomerType::Consumer.into(),
-            name: format!("Sim Customer {}", self.n),
-            email: format!("{}@sim.example.com", self.serial.to_lowercase()),
-            contact_preference: api::ContactPreference::Email.into(),
-            ..Default::default()
-        };
-        let (latitude, longitude) = SIM_LOCATION;
-        let start = api::StartRegistrationRequest {
-            unit_serial: self.serial.clone(),
-            contact: Some(api::start_registration_request::Contact::NewCustomer(
-                customer,
-            )),
-            location: Some(api::Location {
-                latitude,
-                longitude,
-            }),
-        };
-        let installations = self.operator.installations();
-        let partial = installations
-            .clone()
-            .start_registration(start)
-            .await
-            .map_err(|status| SimError::api(format!("StartRegistration {}", self.serial), status))?
-            .into_inner();
-        let complete = api::CompleteRegistrationRequest {
-            installation_id: partial.id,
-            plan: Some(api::PlanChoice {
-                plan_id: self.plan_id.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let installation = installations
-            .clone()
-            .complete_registration(complete)
-            .await
-            .map_err(|status| {
-                SimError::api(format!("CompleteRegistration {}", self.serial), status)
-            })?;
-        Ok(installation.into_inner().id)
     }
 
     /// Records the opening credit once: a repeat with the same amount is a duplicate the
@@ -353,6 +286,50 @@ impl UnitToEnrol {
             )),
         }
     }
+}
+
+/// Registers a new customer, `Sim Customer <serial>`, on unit `serial` in both steps, on plan
+/// `plan_id`; returns the installation's id.
+async fn install(operator: &Operator, serial: &str, plan_id: &str) -> Result<String, SimError> {
+    let customer = api::CustomerDetails {
+        r#type: api::CustomerType::Consumer.into(),
+        name: format!("Sim Customer {serial}"),
+        email: format!("{}@sim.example.com", serial.to_lowercase()),
+        contact_preference: api::ContactPreference::Email.into(),
+        ..Default::default()
+    };
+    let (latitude, longitude) = SIM_LOCATION;
+    let start = api::StartRegistrationRequest {
+        unit_serial: serial.to_owned(),
+        contact: Some(api::start_registration_request::Contact::NewCustomer(
+            customer,
+        )),
+        location: Some(api::Location {
+            latitude,
+            longitude,
+        }),
+    };
+    let installations = operator.installations();
+    let partial = installations
+        .clone()
+        .start_registration(start)
+        .await
+        .map_err(|status| SimError::api(format!("StartRegistration {serial}"), status))?
+        .into_inner();
+    let complete = api::CompleteRegistrationRequest {
+        installation_id: partial.id,
+        plan: Some(api::PlanChoice {
+            plan_id: plan_id.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let installation = installations
+        .clone()
+        .complete_registration(complete)
+        .await
+        .map_err(|status| SimError::api(format!("CompleteRegistration {serial}"), status))?;
+    Ok(installation.into_inner().id)
 }
 
 #[cfg(test)]

@@ -75,23 +75,26 @@ pub enum SimError {
     },
     /// The plan to reuse exists with other terms than asked for; plan terms never change.
     #[error(
-        "plan {name:?} already exists at {existing} per kWh, not {wanted}; rename or retire          it, or pass its price"
+        "plan {name:?} already exists at {existing}, not {wanted}; rename or retire it, or \
+         pass its terms"
     )]
     PlanTermsDiffer {
         /// The plan's name.
         name: String,
-        /// Its price per kWh.
+        /// Its terms, e.g. `1.50 per kWh`.
         existing: String,
-        /// The price asked for.
+        /// The terms asked for.
         wanted: String,
     },
     /// An amount option is not a decimal number the API accepts.
-    #[error("{field} {value:?} is not a decimal amount of at least zero")]
+    #[error("{field} {value:?} is not a decimal amount {must_be}")]
     InvalidAmount {
         /// The option, as spelled on the command line.
         field: &'static str,
         /// The value given.
         value: String,
+        /// What the option allows, e.g. `at least zero`.
+        must_be: &'static str,
     },
     /// One simulated device failed; the seed replays its faults and load curve.
     #[error("device {serial} (replay seed {seed}): {cause}")]

@@ -19,9 +19,13 @@
 //!   live [`FleetStats`] from [`stats`], publish→PUBACK percentiles from [`latency`].
 //! - [`command_latency`]: how long OFF commands took from the platform's decision to the
 //!   device, from the commands' timestamps and the devices' receive times.
-//! - [`operator`], [`enrol`] and [`audit`]: the operators' gRPC API as an Admin's tool calls
-//!   it, registering the fleet (plan, units, customers, opening credit) and, after a run,
-//!   auditing each device's energy and each account's ledger against the truth.
+//! - [`operator`], [`plans`], [`enrol`] and [`audit`]: the operators' gRPC API as an Admin's
+//!   tool calls it, registering the fleet (plans, units, customers, opening credit) and, after
+//!   a run, auditing each device's energy and each account's ledger against the truth.
+//! - [`keypad_unit`], [`keypad`], [`keypad_truth`] and [`keypad_audit`]: keypad units, which
+//!   never touch MQTT. The simulator registers each with a random OpenPAYGO key, pays for it
+//!   as a mobile-money provider would, types the tokens that come back into the unit's
+//!   firmware, and audits that every day paid for arrived.
 //!
 //! Data flows from the simulated clock into each device's model (energy accrues whether or
 //! not it is connected), out as `Telemetry` through the outbox to the broker, and back as
@@ -29,6 +33,9 @@
 //! the broker, through the model, and out as `CommandAck`s. Every random choice comes from
 //! the fleet seed and the device serial, so a run replays. Against a real server, the fleet is
 //! enrolled through the API first, and its truths are audited through the API at the end.
+//! Keypad units' data flows the other way: payments go to the platform, tokens come back in
+//! the answers and are typed into each unit's firmware, and the days they carry go into the
+//! unit's truth beside the days its payments owe.
 
 pub mod audit;
 pub mod backoff;
@@ -46,10 +53,15 @@ pub mod enrol;
 pub mod error;
 pub mod faults;
 pub mod fleet;
+pub mod keypad;
+pub mod keypad_audit;
+pub mod keypad_truth;
+pub mod keypad_unit;
 pub mod latency;
 pub mod load_curve;
 pub mod operator;
 mod outbox;
+pub mod plans;
 pub mod run;
 pub mod seed;
 pub mod stats;

@@ -8,6 +8,7 @@ use sunledger_proto::api::v1::installations_client::InstallationsClient;
 use sunledger_proto::api::v1::payments_client::PaymentsClient;
 use sunledger_proto::api::v1::plans_client::PlansClient;
 use sunledger_proto::api::v1::units_client::UnitsClient;
+use tokio::task::JoinSet;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -99,12 +100,65 @@ where
     }
 }
 
-/// The result of a finished task of a bounded [`tokio::task::JoinSet`] of API calls; called
-/// only while tasks run, and the tasks do not panic.
-pub(crate) fn joined<T>(
+/// Runs `calls` each on its own task, at most `limit` at once (a fleet's worth of calls all at
+/// once would swamp the server), and returns their results in the order given; the first
+/// error found is returned instead.
+pub(crate) async fn bounded<T, F>(
+    calls: impl IntoIterator<Item = F>,
+    limit: usize,
+) -> Result<Vec<T>, SimError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, SimError>> + Send + 'static,
+{
+    let mut results = Vec::new();
+    let mut tasks = JoinSet::new();
+    for (index, call) in calls.into_iter().enumerate() {
+        if tasks.len() >= limit.max(1) {
+            results.push(joined(tasks.join_next().await)?);
+        }
+        tasks.spawn(async move { Ok((index, call.await?)) });
+    }
+    while let Some(result) = tasks.join_next().await {
+        results.push(joined(Some(result))?);
+    }
+    results.sort_by_key(|(index, _)| *index);
+    Ok(results.into_iter().map(|(_, result)| result).collect())
+}
+
+/// The result of a finished task of [`bounded`]; called only while tasks run, and the tasks
+/// do not panic.
+fn joined<T>(
     result: Option<Result<Result<T, SimError>, tokio::task::JoinError>>,
 ) -> Result<T, SimError> {
     result
         .expect("joined only while tasks are running")
         .expect("an API task does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_calls_keep_their_order_and_return_the_first_error() {
+        let calls = (0..10_u64).map(|n| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10 - n)).await;
+            Ok(n)
+        });
+        assert_eq!(
+            bounded(calls, 3).await.unwrap(),
+            (0..10).collect::<Vec<_>>()
+        );
+        let failing = (0..4).map(|n| async move {
+            match n {
+                2 => Err(SimError::NoCredentials),
+                _ => Ok(n),
+            }
+        });
+        assert!(matches!(
+            bounded(failing, 2).await,
+            Err(SimError::NoCredentials)
+        ));
+    }
 }

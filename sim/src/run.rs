@@ -1,7 +1,7 @@
-//! A timed simulator run, independent of any command line: start a [`Fleet`], report
-//! [`Progress`] every interval, stop after a duration (or earlier on request), and sum it up
-//! in a [`RunSummary`] that prints as a table or serialises as JSON, handed back with every
-//! device's truth for an audit.
+//! A timed simulator run, independent of any command line: start a [`Fleet`] (beside a
+//! [`KeypadFleet`] when the run has keypad units), report [`Progress`] every interval, stop
+//! after a duration (or earlier on request), and sum it up in a [`RunSummary`] that prints as
+//! a table or serialises as JSON, handed back with every device's truth for an audit.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -16,6 +16,8 @@ use crate::config::SimConfig;
 use crate::device::DeviceCredentials;
 use crate::error::SimError;
 use crate::fleet::Fleet;
+use crate::keypad::{KeypadFleet, KeypadRun};
+use crate::keypad_audit::KeypadSummary;
 use crate::latency::LatencySummary;
 use crate::stats::FleetStats;
 use crate::truth::DeviceTruth;
@@ -90,6 +92,8 @@ pub struct RunSummary {
     pub off_command_latency: OffCommandLatency,
     /// The audit against the platform, when one was made after the run.
     pub audit: Option<Audit>,
+    /// The keypad units' figures and audit, when the run had keypad units.
+    pub keypad: Option<KeypadSummary>,
 }
 
 /// A finished run: its summary, and every device's truth for auditing the platform.
@@ -99,6 +103,8 @@ pub struct RunOutcome {
     pub summary: RunSummary,
     /// Every device's ground truth, in the order the credentials were given.
     pub truths: Vec<DeviceTruth>,
+    /// What the keypad units did, when the run had any.
+    pub keypads: Option<KeypadRun>,
 }
 
 impl RunSummary {
@@ -150,6 +156,9 @@ impl RunSummary {
                     .map(|line| ("audit mismatch", line.clone())),
             );
         }
+        if let Some(keypad) = &self.keypad {
+            rows.extend(keypad_rows(keypad));
+        }
         let width = rows
             .iter()
             .map(|(k, _)| k.chars().count())
@@ -172,12 +181,14 @@ pub struct RunLimits {
     pub progress_interval: Duration,
 }
 
-/// Runs `devices` under `config` until `limits.duration` passes or `stop` completes, calling
-/// `on_progress` every progress interval, then shuts the fleet down cleanly and sums up (no
-/// audit: that needs the platform). Must be called inside a tokio runtime.
+/// Runs `devices` under `config`, and the started `keypads`, until `limits.duration` passes or
+/// `stop` completes, calling `on_progress` every progress interval, then shuts both down
+/// cleanly and sums up (no audit: that needs the platform). Must be called inside a tokio
+/// runtime.
 pub async fn run(
     config: SimConfig,
     devices: Vec<DeviceCredentials>,
+    keypads: Option<KeypadFleet>,
     limits: RunLimits,
     stop: impl Future<Output = ()>,
     mut on_progress: impl FnMut(&Progress),
@@ -204,6 +215,10 @@ pub async fn run(
     }
     let duration_s = started.elapsed().as_secs_f64();
     fleet.shutdown().await;
+    let keypads = match keypads {
+        Some(keypads) => Some(keypads.shutdown().await),
+        None => None,
+    };
     let totals = fleet.snapshot();
     let truths = fleet.truth();
     let per_s = |count: u64| count as f64 / duration_s.max(f64::EPSILON);
@@ -217,8 +232,46 @@ pub async fn run(
         totals,
         off_command_latency: OffCommandLatency::from_truths(&truths, started_unix_s),
         audit: None,
+        keypad: None,
     };
-    Ok(RunOutcome { summary, truths })
+    Ok(RunOutcome {
+        summary,
+        truths,
+        keypads,
+    })
+}
+
+/// The keypad units' rows of the summary table.
+fn keypad_rows(keypad: &KeypadSummary) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        (
+            "keypad units, payments (repeats)",
+            format!("{}, {} ({})", keypad.units, keypad.payments, keypad.repeats),
+        ),
+        (
+            "keypad tokens accepted, re-entries refused",
+            format!("{}, {}", keypad.tokens_accepted, keypad.reentries_refused),
+        ),
+        (
+            "keypad days owed / accepted / credited",
+            format!(
+                "{} / {} / {}",
+                keypad.days_owed, keypad.days_accepted, keypad.days_credited
+            ),
+        ),
+        (
+            "keypad payments that waited for a slot",
+            keypad.in_flight_limit_hits.to_string(),
+        ),
+        ("keypad mismatches", keypad.mismatches.len().to_string()),
+    ];
+    rows.extend(
+        keypad
+            .mismatches
+            .iter()
+            .map(|line| ("keypad mismatch", line.clone())),
+    );
+    rows
 }
 
 fn progress(
@@ -269,6 +322,18 @@ mod tests {
                 mismatches: vec!["SIM-000001: off".into()],
                 ..Audit::default()
             }),
+            keypad: Some(KeypadSummary {
+                units: 2,
+                payments: 9,
+                repeats: 1,
+                tokens_accepted: 6,
+                reentries_refused: 1,
+                days_owed: 40,
+                days_accepted: 40,
+                days_credited: 40,
+                in_flight_limit_hits: 0,
+                mismatches: Vec::new(),
+            }),
         };
         let json = serde_json::to_value(&summary).unwrap();
         for key in [
@@ -281,6 +346,7 @@ mod tests {
             "totals",
             "off_command_latency",
             "audit",
+            "keypad",
         ] {
             assert!(json.get(key).is_some(), "missing {key}: {json}");
         }
@@ -295,5 +361,12 @@ mod tests {
         assert!(table.contains("SIM-000001: off"), "{table}");
         assert_eq!(json["off_command_latency"]["resolution_ms"], 1_000);
         assert_eq!(json["audit"]["mismatches"][0], "SIM-000001: off");
+        assert_eq!(json["keypad"]["days_accepted"], 40);
+        assert_eq!(
+            json["keypad"]["mismatches"].as_array().map(Vec::len),
+            Some(0)
+        );
+        assert!(table.contains("40 / 40 / 40"), "{table}");
+        assert!(table.contains("2, 9 (1)"), "{table}");
     }
 }

@@ -9,6 +9,8 @@ pub(crate) enum Stream {
     Faults = 2,
     Backoff = 3,
     ReportPhase = 4,
+    KeypadSetup = 5,
+    Payments = 6,
 }
 
 /// The seed of the device `serial` in a fleet seeded with `fleet_seed`.

@@ -48,7 +48,8 @@ enum Command {
     },
     /// Simulates devices against a running broker, or registers simulator units in a stopped
     /// server's database (`--database`) and writes their credentials file.
-    Sim(sim_command::SimArgs),
+    // Boxed: its many options would otherwise set the size of every command.
+    Sim(Box<sim_command::SimArgs>),
 }
 
 #[derive(Subcommand)]
@@ -165,7 +166,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Unit { database, action } => unit(&database, action),
         Command::Admin { database, action } => admin(&database, action),
-        Command::Sim(args) => sim_command::execute(args),
+        Command::Sim(args) => sim_command::execute(*args),
     }
 }
 

@@ -2,7 +2,9 @@
 //! fleet is first enrolled through the operators' API (`sunledger_sim::enrol`) and audited
 //! through it after the run (`sunledger_sim::audit`); with `--database`, simulator units are
 //! instead registered in a stopped server's database. Either writes the credentials file that
-//! later runs log in with. The run itself is `sunledger_sim::run`.
+//! later runs log in with. With `--keypad-units`, keypad units are enrolled beside them, paid
+//! for while the fleet runs (`sunledger_sim::keypad`) and audited day by day
+//! (`sunledger_sim::keypad_audit`). The run itself is `sunledger_sim::run`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,9 @@ use sunledger_billing::store::{Store, StoreError};
 use sunledger_sim::audit::audit_over_api;
 use sunledger_sim::credentials::{format_credentials, parse_credentials};
 use sunledger_sim::enrol::{EnrolOptions, Enrolment, enrol};
+use sunledger_sim::keypad::KeypadFleet;
+use sunledger_sim::keypad_audit::audit_keypads;
+use sunledger_sim::keypad_unit::KeypadSpec;
 use sunledger_sim::operator::Operator;
 use sunledger_sim::run::{Progress, RunLimits, RunOutcome, RunSummary, run};
 use sunledger_sim::{DeviceCredentials, SimConfig};
@@ -51,6 +56,17 @@ pub struct SimArgs {
     /// Credit recorded once per unit by --grpc (reference `<serial>-opening`); 0 records none.
     #[arg(long, default_value = "10")]
     opening_credit: String,
+    /// Keypad units to run beside the connected ones, registered fresh through --grpc
+    /// (SIMK-<run>-000001..), paid for at random and audited: every day paid for must arrive.
+    #[arg(long, default_value_t = 0, requires = "grpc")]
+    keypad_units: usize,
+    /// Price of a week on the "sim keypad weekly" plan keypad units buy days on (an existing
+    /// plan of that name must have this price); amounts are paid in cents.
+    #[arg(long, default_value = "100")]
+    keypad_price_per_week: String,
+    /// Mean milliseconds between two payments for one keypad unit.
+    #[arg(long)]
+    keypad_payment_interval_ms: Option<u64>,
     /// Audits the platform through --grpc after the run: energy per device against the
     /// simulator's truth, and every ledger against its balance [default: true with --grpc].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", requires = "grpc")]
@@ -125,7 +141,7 @@ pub async fn simulate(
     let config = args.sim_config()?;
     let (credentials, platform) = match &args.grpc {
         Some(endpoint) => {
-            let (operator, enrolment) = enrol_fleet(args, endpoint).await?;
+            let (operator, enrolment) = enrol_fleet(args, endpoint, config.seed).await?;
             (enrolment.credentials(), Some((operator, enrolment)))
         }
         None => {
@@ -134,11 +150,21 @@ pub async fn simulate(
             (credentials, None)
         }
     };
+    let keypads = platform.as_ref().and_then(|(operator, enrolment)| {
+        let keypads = enrolment.keypads.as_ref()?;
+        Some(KeypadFleet::start(
+            &config.keypad,
+            operator,
+            keypads.rate,
+            &keypads.units,
+        ))
+    });
     eprintln!(
-        "sim: {} devices against {}:{} for {} s (seed {})",
+        "sim: {} devices against {}:{} and {} keypad units for {} s (seed {})",
         credentials.len(),
         config.broker_host,
         config.broker_port,
+        args.keypad_units,
         args.duration,
         config.seed
     );
@@ -150,8 +176,16 @@ pub async fn simulate(
     let RunOutcome {
         mut summary,
         truths,
-    } = run(config, credentials, limits, stop, |p| status.show(p)).await?;
+        keypads,
+    } = run(config, credentials, keypads, limits, stop, |p| {
+        status.show(p)
+    })
+    .await?;
     status.finish();
+    if let Some(((operator, enrolment), run)) = platform.as_ref().zip(keypads) {
+        let rate = enrolment.keypads.as_ref().expect("keypad units ran").rate;
+        summary.keypad = Some(audit_keypads(operator, rate, &run).await?);
+    }
     if let Some((operator, enrolment)) = platform.filter(|_| args.audit != Some(false)) {
         let settle_max = Duration::from_secs(args.audit_settle_s);
         let audit = audit_over_api(&operator, &enrolment.units, &truths, settle_max).await?;
@@ -162,7 +196,12 @@ pub async fn simulate(
 
 /// Enrols the fleet through the operators' API at `endpoint`, taking the secrets of units an
 /// earlier run registered from the credentials file, and writes every secret back to it.
-async fn enrol_fleet(args: &SimArgs, endpoint: &str) -> anyhow::Result<(Operator, Enrolment)> {
+/// Keypad units get keys from `seed`.
+async fn enrol_fleet(
+    args: &SimArgs,
+    endpoint: &str,
+    seed: u64,
+) -> anyhow::Result<(Operator, Enrolment)> {
     let token = args
         .token
         .as_deref()
@@ -176,6 +215,8 @@ async fn enrol_fleet(args: &SimArgs, endpoint: &str) -> anyhow::Result<(Operator
         devices: args.devices.unwrap_or(REGISTER_DEVICES_DEFAULT),
         price_per_kwh: args.price_per_kwh.clone(),
         opening_credit: args.opening_credit.clone(),
+        keypads: KeypadSpec::fleet(seed, args.keypad_units),
+        keypad_price_per_week: args.keypad_price_per_week.clone(),
     };
     let enrolment = enrol(&operator, &options, &known).await?;
     let skipped = enrolment.already_registered().count();
@@ -198,6 +239,13 @@ async fn enrol_fleet(args: &SimArgs, endpoint: &str) -> anyhow::Result<(Operator
         enrolment.units.len() - skipped,
         args.credentials.display()
     );
+    if let Some(keypads) = &enrolment.keypads {
+        eprintln!(
+            "sim: {} keypad units registered on plan {}",
+            keypads.units.len(),
+            keypads.plan_id
+        );
+    }
     Ok((operator, enrolment))
 }
 
@@ -250,6 +298,10 @@ impl SimArgs {
         };
         set(&mut config.report_interval_ms, self.report_interval_ms);
         set(&mut config.seed, self.seed);
+        set(
+            &mut config.keypad.payment_interval_ms,
+            self.keypad_payment_interval_ms,
+        );
         let faults = &mut config.faults;
         for (target, flag) in [
             (&mut faults.offline_per_report, self.offline_rate),
@@ -443,30 +495,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fleet_enrolled_over_grpc_runs_switches_off_and_passes_the_audit() {
         let dir = tempfile::tempdir().unwrap();
-        let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
-        let settings = Settings::for_tests(dir.path().join("db.redb"), mqtt, grpc, metrics);
-        let server = Server::start(settings).await.unwrap();
-        let new = sunledger_control_api::NewOrganisation {
-            name: "Sim Org".into(),
-            country: "KE".into(),
-            currency: "KES".into(),
-            time_zone: "Africa/Nairobi".into(),
-            accept_terms: true,
-            admin_name: "Sim Admin".into(),
-            admin_email: "admin@example.com".into(),
-        };
-        let founded =
-            tokio::task::block_in_place(|| server.platform().directory.create_organisation(&new))
-                .unwrap();
+        let platform = TestPlatform::start(dir.path()).await;
         let file = dir.path().join("creds.txt");
-        let (broker, endpoint) = (mqtt.to_string(), format!("http://{grpc}"));
         let flags = [
             "--grpc",
-            &endpoint,
+            &platform.endpoint,
             "--token",
-            founded.token.secret.expose(),
+            &platform.token,
             "--broker",
-            &broker,
+            &platform.broker,
             "--credentials",
             file.to_str().unwrap(),
             "--devices",
@@ -515,6 +552,111 @@ mod tests {
             "a retained OFF decided before the run is no latency sample"
         );
         assert!(again.audit.is_some_and(|a| a.mismatches.is_empty()));
-        server.shutdown().await;
+        assert!(again.keypad.is_none(), "no keypad units asked for");
+        platform.server.shutdown().await;
+    }
+
+    /// Proves keypad units end to end over gRPC: registered with random keys beside a
+    /// connected unit, paid for at random (small payments, bulk ones, repeated references)
+    /// for two seconds, every token typed into the unit's firmware, and an audit that finds
+    /// every day paid for accepted by the units and credited by the platform.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keypad_units_receive_every_day_paid_for_and_refuse_reused_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = TestPlatform::start(dir.path()).await;
+        let file = dir.path().join("creds.txt");
+        let config = dir.path().join("sim.toml");
+        std::fs::write(
+            &config,
+            "[keypad]\nbulk_per_payment = 0.05\nrepeat_per_payment = 0.2\n",
+        )
+        .unwrap();
+        let flags = [
+            "--grpc",
+            &platform.endpoint,
+            "--token",
+            &platform.token,
+            "--broker",
+            &platform.broker,
+            "--credentials",
+            file.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--devices",
+            "1",
+            "--keypad-units",
+            "3",
+            "--keypad-payment-interval-ms",
+            "20",
+            "--duration",
+            "2",
+        ];
+        let summary = simulate(&args(&flags), std::future::pending())
+            .await
+            .unwrap();
+        let keypad = summary.keypad.as_ref().expect("keypad units ran");
+        let seed = summary.seed;
+        assert!(keypad.mismatches.is_empty(), "seed {seed}: {keypad:#?}");
+        assert_eq!(keypad.units, 3);
+        assert!(keypad.payments >= 10, "{keypad:?}");
+        assert!(keypad.days_owed > 0, "{keypad:?}");
+        assert_eq!(
+            (keypad.days_accepted, keypad.days_credited),
+            (keypad.days_owed, keypad.days_owed)
+        );
+        assert!(
+            keypad.tokens_accepted > 0 && keypad.reentries_refused > 0,
+            "{keypad:?}"
+        );
+        assert!(
+            summary
+                .audit
+                .as_ref()
+                .is_some_and(|audit| audit.mismatches.is_empty())
+        );
+        assert!(
+            summary
+                .table()
+                .contains("keypad days owed / accepted / credited")
+        );
+        platform.server.shutdown().await;
+    }
+
+    /// A running server with one organisation, and what `sunledger sim --grpc` needs of it.
+    struct TestPlatform {
+        server: Server,
+        /// The Admin's API token.
+        token: String,
+        /// `http://` address of the operators' API.
+        endpoint: String,
+        /// `host:port` of the MQTT broker.
+        broker: String,
+    }
+
+    impl TestPlatform {
+        async fn start(dir: &Path) -> TestPlatform {
+            let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
+            let settings = Settings::for_tests(dir.join("db.redb"), mqtt, grpc, metrics);
+            let server = Server::start(settings).await.unwrap();
+            let new = sunledger_control_api::NewOrganisation {
+                name: "Sim Org".into(),
+                country: "KE".into(),
+                currency: "KES".into(),
+                time_zone: "Africa/Nairobi".into(),
+                accept_terms: true,
+                admin_name: "Sim Admin".into(),
+                admin_email: "admin@example.com".into(),
+            };
+            let founded = tokio::task::block_in_place(|| {
+                server.platform().directory.create_organisation(&new)
+            })
+            .unwrap();
+            TestPlatform {
+                server,
+                token: founded.token.secret.expose().to_owned(),
+                endpoint: format!("http://{grpc}"),
+                broker: mqtt.to_string(),
+            }
+        }
     }
 }
