@@ -10,11 +10,13 @@
 //! succeeded; the worker publishes them.
 //!
 //! Submodules: `accounts` (opening, changing, closing, money movements), `instalments` (the
-//! timer that charges instalments as they fall due, and catches up after downtime), `summary`
+//! timer that charges instalments as they fall due, and catches up after downtime),
+//! `command_watch` (signing commands, and healing forged ones on the `cmd` topics), `summary`
 //! (counts over an organisation's accounts for reports), `tokens` (keypad units' OpenPAYGO
 //! tokens, made in the transaction that pays for them).
 
 mod accounts;
+mod command_watch;
 mod instalments;
 mod summary;
 #[cfg(test)]
@@ -82,6 +84,10 @@ pub struct UnitState {
     /// The count of the last OpenPAYGO token issued to a keypad unit; `None` until the first
     /// (the unit's initial count then stands).
     pub token_count: Option<u32>,
+    /// Commands seen on the unit's `cmd` topic that the platform did not sign.
+    pub foreign_commands: u32,
+    /// When the last of them was seen, unix milliseconds (0 if never).
+    pub last_foreign_command_ms: i64,
 }
 
 impl UnitState {
@@ -346,6 +352,9 @@ impl Partition {
             metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason).increment(1);
             return false;
         }
+        if let EventBody::Command(command) = &event.body {
+            return self.watch_command(&event.serial, command, event.received_at_ms);
+        }
         // Look up before inserting: the entry API would allocate a key for every event.
         if !self.units.contains_key(&*event.serial) {
             self.units.insert(event.serial.clone(), Unit::default());
@@ -371,6 +380,7 @@ impl Partition {
                 }
             }
             EventBody::Status { online } => unit.state.online = *online,
+            EventBody::Command(_) => {}
         }
         true
     }

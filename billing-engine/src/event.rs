@@ -1,6 +1,6 @@
 //! Device events as ingest hands them to the engine: decoded, with the topic's serial.
 
-use sunledger_proto::device::{CommandAck, Telemetry};
+use sunledger_proto::device::{Command, CommandAck, Telemetry};
 
 /// One decoded message from a device, attributed to the serial in its topic (which the broker
 /// guarantees is the sender's own).
@@ -21,6 +21,9 @@ pub enum EventBody {
     Telemetry(Telemetry),
     /// Confirmation that the device applied a command.
     Ack(CommandAck),
+    /// A command seen on the unit's `cmd` topic: the platform's own, or a forgery for the
+    /// watch to catch.
+    Command(Command),
     /// The device's retained online/offline marker.
     Status {
         /// `true` for `online`, `false` for `offline` (the last will).

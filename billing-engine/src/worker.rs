@@ -459,7 +459,7 @@ impl Worker {
     /// Publishes the commands the last commits produced.
     fn publish_outbox(&mut self) {
         for (serial, command) in self.partition.take_outbox() {
-            self.sink.publish(&serial, &command);
+            self.publish(&serial, command);
         }
     }
 
@@ -484,7 +484,7 @@ impl Worker {
             .map(|(serial, command)| (serial.to_owned(), command))
             .collect();
         for (serial, command) in commands {
-            self.sink.publish(&serial, &command);
+            self.publish(&serial, command);
         }
     }
 
@@ -496,7 +496,14 @@ impl Worker {
             .collect();
         for (serial, command) in pending {
             metrics::counter!("sunledger_commands_resent_total").increment(1);
-            self.sink.publish(&serial, &command);
+            self.publish(&serial, command);
+        }
+    }
+
+    /// Signs `command` with its unit's owner's key and publishes it.
+    fn publish(&mut self, serial: &str, command: Command) {
+        if let Some(signed) = self.partition.signed(serial, command) {
+            self.sink.publish(serial, &signed);
         }
     }
 }

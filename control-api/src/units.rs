@@ -119,9 +119,15 @@ impl Units for UnitsService {
             true => secret.expose().to_owned(),
             false => String::new(),
         };
+        let verify_key = self
+            .platform
+            .store
+            .command_verifying_key(&held.unit.org_id)
+            .map_err(DirectoryError::from)?;
         Ok(Response::new(wire::RegisterUnitResponse {
             unit: Some(unit_to_wire(held)),
             device_secret,
+            command_verify_key: hex::encode(verify_key.as_bytes()),
         }))
     }
 
@@ -328,6 +334,9 @@ fn device_to_wire(state: &UnitState) -> wire::DeviceState {
         awaiting_ack: state.awaiting_ack(),
         offline_disable_confirmed,
         consumed_wh: state.consumed_wh,
+        foreign_commands: state.foreign_commands,
+        last_foreign_command: (state.last_foreign_command_ms > 0)
+            .then(|| timestamp(state.last_foreign_command_ms)),
     }
 }
 

@@ -42,7 +42,9 @@ pub fn decode(topic: &[u8], payload: &[u8], received_at_ms: i64) -> Result<Devic
             b"offline" => EventBody::Status { online: false },
             _ => return Err(Rejection::BadStatus),
         },
-        TopicKind::Cmd => return Err(Rejection::BadTopic),
+        TopicKind::Cmd => {
+            EventBody::Command(prost::Message::decode(payload).map_err(|_| Rejection::Malformed)?)
+        }
     };
     Ok(DeviceEvent {
         serial: topic.serial.into(),
@@ -95,11 +97,18 @@ mod tests {
         );
         let status = decode(b"sunledger/v1/devices/A/status", b"offline", 7).unwrap();
         assert_eq!(status.body, EventBody::Status { online: false });
+        let command = sunledger_proto::device::Command {
+            cmd_id: 3,
+            sig: vec![1; 64],
+            ..Default::default()
+        };
+        let seen = decode(b"sunledger/v1/devices/A/cmd", &command.encode_to_vec(), 7).unwrap();
+        assert_eq!(seen.body, EventBody::Command(command));
     }
 
     #[test]
     fn bad_input_is_rejected_with_its_reason() {
-        let cases: [(&[u8], &[u8], Rejection); 5] = [
+        let cases: [(&[u8], &[u8], Rejection); 6] = [
             (
                 b"sunledger/v1/devices/A/telemetry",
                 b"{not json",
@@ -115,7 +124,8 @@ mod tests {
                 b"maybe",
                 Rejection::BadStatus,
             ),
-            (b"sunledger/v1/devices/A/cmd", b"", Rejection::BadTopic),
+            (b"sunledger/v1/devices/A/cmd", &[0xff], Rejection::Malformed),
+            (b"sunledger/v1/devices/A/other", b"", Rejection::BadTopic),
             (&[0xc3, 0x28], b"", Rejection::BadTopic),
         ];
         for (topic, payload, reason) in cases {

@@ -9,7 +9,7 @@ use sunledger_billing::worker::Engine;
 use sunledger_broker::local::LinkError;
 use sunledger_broker::{EmbeddedBroker, Link, Notification};
 use sunledger_proto::payload::Encoding;
-use sunledger_proto::topic::{ALL_ACKS, ALL_STATUS, ALL_TELEMETRY};
+use sunledger_proto::topic::{ALL_ACKS, ALL_CMDS, ALL_STATUS, ALL_TELEMETRY};
 
 use crate::decode::decode;
 
@@ -60,6 +60,7 @@ impl Ingest {
             ("telemetry", ALL_TELEMETRY),
             ("ack", ALL_ACKS),
             ("status", ALL_STATUS),
+            ("cmd", ALL_CMDS),
         ] {
             let mut link = broker.link(&format!("{LINK_CLIENT_ID}-{kind}"))?;
             link.tx.subscribe(filter)?;

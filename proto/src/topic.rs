@@ -15,6 +15,8 @@ pub const SERIAL_BYTES_MAX: usize = 64;
 pub const ALL_TELEMETRY: &str = "sunledger/v1/devices/+/telemetry";
 /// Subscription filter that matches every device's command acknowledgements.
 pub const ALL_ACKS: &str = "sunledger/v1/devices/+/ack";
+/// Subscription filter that matches every device's commands (the platform's watch on them).
+pub const ALL_CMDS: &str = "sunledger/v1/devices/+/cmd";
 /// Subscription filter that matches every device's online/offline status.
 pub const ALL_STATUS: &str = "sunledger/v1/devices/+/status";
 

@@ -30,7 +30,9 @@ use sunledger::{Server, Settings};
 use sunledger_billing::account::{AccountSetup, Payment};
 use sunledger_billing::account_record::{AccountOpening, Movement};
 use sunledger_billing::ledger::{EntryKind, PaymentChannel};
+use sunledger_billing::store::PLATFORM_OWNER;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_proto::authenticity::verify_command;
 use sunledger_proto::device::{Command, Telemetry};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use sunledger_tests::{Device, TestServer, free_addr};
@@ -641,6 +643,9 @@ async fn acknowledged_payments_and_metered_energy_survive_kill_9() {
     .await;
     let mut devices = devices;
     let mut commands_checked = 0;
+    let platform_key = store
+        .command_verifying_key(PLATFORM_OWNER)
+        .expect("the platform's command key");
     for (unit, device) in fleet.iter().zip(&mut devices) {
         let state = store
             .unit_state(&unit.serial)
@@ -653,8 +658,17 @@ async fn acknowledged_payments_and_metered_energy_survive_kill_9() {
         let (topic, payload, retained) = device.next_message().await;
         assert_eq!(topic, device_topic(&unit.serial, TopicKind::Cmd));
         assert!(retained, "{}: the command is retained", unit.serial);
+        let command = Command::decode(payload.as_slice()).expect("a protobuf Command");
+        assert!(
+            verify_command(&platform_key, &unit.serial, &command),
+            "{}: the retained command is signed",
+            unit.serial
+        );
         assert_eq!(
-            Command::decode(payload.as_slice()).expect("a protobuf Command"),
+            Command {
+                sig: Vec::new(),
+                ..command
+            },
             desired.to_proto(),
             "{}: the retained command is the stored desired state",
             unit.serial

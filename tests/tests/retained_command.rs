@@ -3,6 +3,8 @@
 //! ack (protobuf or JSON), and that the device's last will marks it offline.
 
 use prost::Message;
+use sunledger_billing::store::PLATFORM_OWNER;
+use sunledger_proto::authenticity::verify_command;
 use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use sunledger_tests::{Device, Seen, TestServer};
@@ -16,13 +18,26 @@ async fn connect_and_subscribe(server: &TestServer, secret: &str) -> Device {
     device
 }
 
-async fn next_command(device: &mut Device) -> (Command, bool) {
+/// The next command on the device's topic, checked to be signed with the platform's key and
+/// returned without its signature, to compare with what the engine decided.
+async fn next_command(server: &TestServer, device: &mut Device) -> (Command, bool) {
     let (topic, payload, retained) = device.next_message().await;
     assert_eq!(topic, device_topic(SERIAL, TopicKind::Cmd));
-    (
-        Command::decode(payload.as_slice()).expect("a protobuf Command"),
-        retained,
-    )
+    let command = Command::decode(payload.as_slice()).expect("a protobuf Command");
+    let key = server
+        .server
+        .store()
+        .command_verifying_key(PLATFORM_OWNER)
+        .expect("the platform's command key");
+    assert!(
+        verify_command(&key, SERIAL, &command),
+        "{command:?} is signed"
+    );
+    let unsigned = Command {
+        sig: Vec::new(),
+        ..command
+    };
+    (unsigned, retained)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +54,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
             .set_load(SERIAL, LoadState::Off, Reason::Manual)
     })
     .unwrap();
-    let (received, _) = next_command(&mut device).await;
+    let (received, _) = next_command(&server, &mut device).await;
     assert_eq!(received, off);
     assert_eq!(
         (received.cmd_id, received.load(), received.reason()),
@@ -61,7 +76,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     device.client.disconnect().await.unwrap();
     device.expect_closed().await;
     let mut device = connect_and_subscribe(&server, &secret).await;
-    let (retained, retain_flag) = next_command(&mut device).await;
+    let (retained, retain_flag) = next_command(&server, &mut device).await;
     assert_eq!(
         retained, off,
         "a reconnecting device gets the current command"
@@ -76,7 +91,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     })
     .unwrap();
     assert_eq!(on.cmd_id, 2);
-    assert_eq!(next_command(&mut device).await.0, on);
+    assert_eq!(next_command(&server, &mut device).await.0, on);
     device
         .publish(TopicKind::Ack, r#"{"cmd_id":2,"load":"LOAD_STATE_ON"}"#)
         .await;
@@ -113,7 +128,7 @@ async fn after_a_restart_a_device_finds_its_acknowledged_command_in_the_retained
     })
     .unwrap();
     let mut device = connect_and_subscribe(&server, &secret).await;
-    assert_eq!(next_command(&mut device).await.0, off);
+    assert_eq!(next_command(&server, &mut device).await.0, off);
     let ack = CommandAck {
         cmd_id: off.cmd_id,
         load: off.load,
@@ -129,7 +144,7 @@ async fn after_a_restart_a_device_finds_its_acknowledged_command_in_the_retained
     // fill the slot again, though nothing is awaiting an ack.
     let server = TestServer::start_in(server.stop().await).await;
     let mut device = connect_and_subscribe(&server, &secret).await;
-    let (retained, retain_flag) = next_command(&mut device).await;
+    let (retained, retain_flag) = next_command(&server, &mut device).await;
     assert_eq!(retained, off, "the current command, not a new one");
     assert!(retain_flag);
 }
