@@ -51,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| DeviceCredentials {
             serial: format!("RELAY-{n:06}"),
             secret: "anonymous".to_owned(),
+            // The bare relay has no platform to sign commands (and sends none).
+            command_key: None,
         })
         .collect();
     let mut fleet = Fleet::start(config, credentials)?;

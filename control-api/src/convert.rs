@@ -48,6 +48,7 @@ impl From<Organisation> for wire::Organisation {
             country: organisation.country,
             currency: organisation.currency,
             time_zone: organisation.time_zone,
+            command_verify_key: organisation.command_verify_key,
             terms_accepted: Some(wire::TermsAcceptance {
                 member_id: organisation.terms_accepted.member_id,
                 accepted_at: Some(timestamp(organisation.terms_accepted.accepted_at_ms)),

@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sunledger_proto::authenticity::sign_command;
 use sunledger_proto::device::{Command, LoadState};
 use sunledger_proto::payload::{decode_ack, decode_telemetry};
 use sunledger_proto::topic::{
@@ -27,6 +29,7 @@ fn credentials(serial: &str) -> DeviceCredentials {
     DeviceCredentials {
         serial: serial.into(),
         secret: format!("secret-{serial}"),
+        command_key: None,
     }
 }
 
@@ -96,6 +99,69 @@ async fn platform(port: u16) -> (AsyncClient, mpsc::UnboundedReceiver<(String, V
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_applies_only_its_owners_signed_commands_and_never_an_old_one() {
+    let port = start_broker(&["SL-9"]);
+    let (platform, _seen) = platform(port).await;
+    let owner = SigningKey::from_bytes(&[3; 32]);
+    let forger = SigningKey::from_bytes(&[4; 32]);
+    let command = |cmd_id: u64, load: LoadState| Command {
+        cmd_id,
+        load: load as i32,
+        reason: 1,
+        ..Command::default()
+    };
+    let signed = |key: &SigningKey, cmd_id, load| sign_command(key, "SL-9", command(cmd_id, load));
+    let config = SimConfig {
+        broker_port: port,
+        ..SimConfig::for_tests()
+    };
+    let keyed = DeviceCredentials {
+        command_key: Some(owner.verifying_key()),
+        ..credentials("SL-9")
+    };
+    let mut device = SimDevice::new(&config, keyed).unwrap();
+    device.connect().await.unwrap();
+    let topic = device_topic("SL-9", TopicKind::Cmd);
+    let send = |command: Command| {
+        let (platform, topic) = (platform.clone(), topic.clone());
+        async move {
+            platform
+                .publish(topic, QoS::AtLeastOnce, false, command.encode_to_vec())
+                .await
+                .unwrap()
+        }
+    };
+    send(signed(&owner, 1, LoadState::On)).await;
+    device
+        .wait_for_command(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let genuine_on = signed(&owner, 1, LoadState::On);
+    send(signed(&owner, 2, LoadState::Off)).await;
+    device
+        .wait_for_command(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(device.load_state(), LoadState::Off);
+
+    // Someone else's signature, none at all, and the owner's own old ON replayed: all ignored.
+    send(signed(&forger, 3, LoadState::On)).await;
+    send(command(4, LoadState::On)).await;
+    send(genuine_on).await;
+    send(signed(&owner, 3, LoadState::Off)).await;
+    let next = device
+        .wait_for_command(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.cmd_id, 3,
+        "the next command the device acted on is the genuine one"
+    );
+    assert_eq!(device.load_state(), LoadState::Off);
+    assert_eq!(device.stats().commands_forged, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +268,7 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
     devices.push(DeviceCredentials {
         serial: "SL-BAD".into(),
         secret: "wrong".into(),
+        command_key: None,
     });
     let mut fleet = Fleet::start(config, devices).unwrap();
     tokio::time::sleep(Duration::from_millis(2_000)).await;

@@ -8,6 +8,7 @@
 
 mod session;
 
+use ed25519_dalek::VerifyingKey;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -37,13 +38,17 @@ const STATUS_ONLINE: &str = "online";
 /// Payload of the retained status message (and last will) while it is not.
 const STATUS_OFFLINE: &str = "offline";
 
-/// What a device logs in with: its serial (client id and username) and its secret (password).
+/// What a device logs in with: its serial (client id and username) and its secret
+/// (password), and what it checks commands with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceCredentials {
     /// The unit's serial; also its MQTT client id and username.
     pub serial: String,
     /// The unit's secret, sent as the MQTT password.
     pub secret: String,
+    /// The owner's command-verification key, as flashed into the unit: a command whose
+    /// signature does not verify under it is ignored. `None` accepts any (older files).
+    pub command_key: Option<VerifyingKey>,
 }
 
 impl std::fmt::Debug for DeviceCredentials {
@@ -83,6 +88,8 @@ pub struct SimDevice {
     client: AsyncClient,
     eventloop: EventLoop,
     model: DeviceModel,
+    /// Commands are accepted only if signed under this key (when known).
+    command_key: Option<VerifyingKey>,
     faults: FaultInjector,
     outbox: Outbox,
     truth: Arc<Mutex<TruthRecorder>>,
@@ -111,7 +118,11 @@ impl SimDevice {
         clock: SimClock,
         counters: Arc<FleetCounters>,
     ) -> Result<SimDevice, SimError> {
-        let DeviceCredentials { serial, secret } = credentials;
+        let DeviceCredentials {
+            serial,
+            secret,
+            command_key,
+        } = credentials;
         if let Err(source) = validate_serial(&serial) {
             return Err(SimError::InvalidSerial { serial, source });
         }
@@ -130,6 +141,7 @@ impl SimDevice {
             client,
             eventloop,
             model,
+            command_key,
             outbox: Outbox::default(),
             truth: Arc::new(Mutex::new(truth)),
             counters,

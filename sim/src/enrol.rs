@@ -12,6 +12,7 @@
 //! setup, on a weekly instalment plan, with no opening credit: the simulator pays for them as
 //! it runs.
 
+use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -77,6 +78,8 @@ pub struct EnrolledUnit {
 pub struct Enrolment {
     /// The usage plan the fleet is billed on.
     pub plan_id: String,
+    /// The organisation's command-verification key, flashed into every unit.
+    pub command_key: VerifyingKey,
     /// Every connected unit, in serial order.
     pub units: Vec<EnrolledUnit>,
     /// The keypad units and their plan, when any were asked for.
@@ -97,6 +100,7 @@ impl Enrolment {
                 Some(DeviceCredentials {
                     serial: unit.serial.clone(),
                     secret: unit.secret.clone()?,
+                    command_key: Some(self.command_key),
                 })
             })
             .collect()
@@ -164,6 +168,7 @@ pub async fn enrol(
     };
     Ok(Enrolment {
         plan_id,
+        command_key: operator.command_key().await?,
         units,
         keypads,
     })

@@ -2,9 +2,12 @@
 //! token, handing out the generated tonic clients, so the fleet is registered and audited
 //! exactly as an operator's own tools would do it, with no access to the server's database.
 
+use ed25519_dalek::VerifyingKey;
 use std::future::Future;
 
+use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::installations_client::InstallationsClient;
+use sunledger_proto::api::v1::organisations_client::OrganisationsClient;
 use sunledger_proto::api::v1::payments_client::PaymentsClient;
 use sunledger_proto::api::v1::plans_client::PlansClient;
 use sunledger_proto::api::v1::units_client::UnitsClient;
@@ -12,6 +15,8 @@ use tokio::task::JoinSet;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
+
+use crate::credentials::verifying_key;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
@@ -78,6 +83,21 @@ impl Operator {
     /// `sunledger.api.v1.Payments`.
     pub fn payments(&self) -> PaymentsClient<Authorized> {
         PaymentsClient::new(self.channel.clone())
+    }
+
+    /// The organisation's command-verification key, which its units are flashed with.
+    pub async fn command_key(&self) -> Result<VerifyingKey, SimError> {
+        let organisation = OrganisationsClient::new(self.channel.clone())
+            .get_organisation(api::GetOrganisationRequest {})
+            .await
+            .map_err(|status| SimError::api("GetOrganisation", status))?
+            .into_inner();
+        verifying_key(&organisation.command_verify_key).ok_or_else(|| {
+            SimError::api(
+                "GetOrganisation",
+                tonic::Status::internal("command_verify_key is not an Ed25519 key"),
+            )
+        })
     }
 }
 

@@ -127,6 +127,10 @@ impl RunSummary {
                 format!("{:.2} / {:.2} / {:.2} ms", l.p50, l.p90, l.p99),
             ),
             ("commands received", t.commands_received.to_string()),
+            (
+                "commands refused (bad signature)",
+                t.commands_forged.to_string(),
+            ),
             ("devices off", t.devices_off.to_string()),
             (
                 "OFF command decided→received p50/p99",

@@ -22,6 +22,7 @@ pub struct FleetCounters {
     telemetry_acked: AtomicU64,
     acks_sent: AtomicU64,
     commands_received: AtomicU64,
+    commands_forged: AtomicU64,
     devices_off: AtomicU64,
     publish_queue_full: AtomicU64,
     resets: AtomicU64,
@@ -53,6 +54,8 @@ pub struct FleetStats {
     pub acks_sent: u64,
     /// Commands received, including retained re-deliveries.
     pub commands_received: u64,
+    /// Commands refused because their signature did not verify under the owner's key.
+    pub commands_forged: u64,
     /// Devices whose load is switched off now.
     pub devices_off: u64,
     /// Publishes dropped because a device's bounded request queue was full.
@@ -78,6 +81,7 @@ pub(crate) enum Count {
     TelemetryAcked,
     AcksSent,
     CommandsReceived,
+    CommandsForged,
     PublishQueueFull,
     Resets,
     OfflinePeriods,
@@ -102,6 +106,7 @@ impl FleetCounters {
             Count::TelemetryAcked => &self.telemetry_acked,
             Count::AcksSent => &self.acks_sent,
             Count::CommandsReceived => &self.commands_received,
+            Count::CommandsForged => &self.commands_forged,
             Count::PublishQueueFull => &self.publish_queue_full,
             Count::Resets => &self.resets,
             Count::OfflinePeriods => &self.offline_periods,
@@ -154,6 +159,7 @@ impl FleetCounters {
             telemetry_acked: read(&self.telemetry_acked),
             acks_sent: read(&self.acks_sent),
             commands_received: read(&self.commands_received),
+            commands_forged: read(&self.commands_forged),
             devices_off: read(&self.devices_off),
             publish_queue_full: read(&self.publish_queue_full),
             resets: read(&self.resets),

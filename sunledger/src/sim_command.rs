@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use sunledger_billing::store::{Store, StoreError};
+use sunledger_billing::store::{PLATFORM_OWNER, Store, StoreError};
 use sunledger_sim::audit::audit_over_api;
 use sunledger_sim::credentials::{format_credentials, parse_credentials};
 use sunledger_sim::enrol::{EnrolOptions, Enrolment, enrol};
@@ -325,6 +325,7 @@ fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceC
     let store = Store::open(database)
         .with_context(|| format!("opening {} (is the server running?)", database.display()))?;
     let now_ms = chrono::Utc::now().timestamp_millis();
+    let command_key = store.command_verifying_key(PLATFORM_OWNER)?;
     (1..=devices)
         .map(|n| {
             let serial = format!("SIM-{n:06}");
@@ -336,6 +337,7 @@ fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceC
             Ok(DeviceCredentials {
                 serial,
                 secret: secret.expose().to_owned(),
+                command_key: Some(command_key),
             })
         })
         .collect()
@@ -458,7 +460,12 @@ mod tests {
             .map(|n| {
                 let serial = format!("SIM-{n:06}");
                 let secret = server.register_unit(&serial).unwrap().expose().to_owned();
-                DeviceCredentials { serial, secret }
+                let command_key = server.store().command_verifying_key(PLATFORM_OWNER).ok();
+                DeviceCredentials {
+                    serial,
+                    secret,
+                    command_key,
+                }
             })
             .collect();
         let file = dir.path().join("creds.txt");
@@ -539,8 +546,11 @@ mod tests {
         assert!(latency.p50_ms.is_some() && latency.p99_ms >= latency.p50_ms);
         assert_eq!(latency.resolution_ms, 1_000);
         assert!(summary.table().contains("resolution 1 s"));
+        // The devices checked every command's signature with the organisation's key.
+        assert_eq!(summary.totals.commands_forged, 0, "{summary:?}");
         let written = parse_credentials(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(written.len(), 4);
+        assert!(written.iter().all(|unit| unit.command_key.is_some()));
 
         // A second enrolment registers nothing and takes the secrets from the file.
         let again = simulate(&args(&flags), std::future::pending())

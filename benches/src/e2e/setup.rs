@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use sunledger::{Server, Settings};
 use sunledger_billing::account::AccountSetup;
 use sunledger_billing::account_record::AccountOpening;
+use sunledger_billing::store::PLATFORM_OWNER;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_sim::{DeviceCredentials, Fleet};
 use sunledger_tests::free_addr;
@@ -40,6 +41,7 @@ pub fn register(server: &Server, serials: &[String]) -> anyhow::Result<Vec<Devic
             Ok(DeviceCredentials {
                 serial: serial.clone(),
                 secret: secret.expose().to_owned(),
+                command_key: Some(server.store().command_verifying_key(PLATFORM_OWNER)?),
             })
         })
         .collect()

@@ -2,6 +2,7 @@
 //! ground truth, and model output into publishes. Kept thin; the decisions are the model's.
 
 use std::time::{Duration, Instant};
+use sunledger_proto::authenticity::verify_command;
 
 use prost::Message;
 use rumqttc::{ConnectionError, Event, Outgoing, Packet, Publish, QoS};
@@ -175,6 +176,15 @@ impl SimDevice {
             tracing::debug!(serial = %self.serial, "undecodable command ignored");
             return Step::Nothing;
         };
+        // As firmware does: only the owner's signed commands count; a forged one is ignored
+        // and not acknowledged (the platform re-publishes the genuine one).
+        if let Some(key) = &self.command_key
+            && !verify_command(key, &self.serial, &command)
+        {
+            self.counters.bump(Count::CommandsForged);
+            tracing::debug!(serial = %self.serial, cmd_id = command.cmd_id, "command with a bad signature ignored");
+            return Step::Nothing;
+        }
         let now_ms = self.clock.now_ms();
         let was_on = self.model.load_on();
         let outcome = self.model.handle_command(&command, now_ms);

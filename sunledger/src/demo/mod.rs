@@ -51,12 +51,16 @@ impl Demo {
     pub async fn start(server: &Server, devices: usize) -> anyhow::Result<Demo> {
         let seeded = seed(server, devices).await?;
         print_access(server, &seeded);
+        let command_key = server
+            .store()
+            .command_verifying_key(&seeded.organisation.id)?;
         let credentials = seeded
             .units
             .iter()
             .map(|unit| DeviceCredentials {
                 serial: unit.serial.clone(),
                 secret: unit.secret.expose().to_owned(),
+                command_key: Some(command_key),
             })
             .collect();
         let mqtt = reachable(server.settings().broker.listen);
