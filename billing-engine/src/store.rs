@@ -121,6 +121,10 @@ pub struct StoreOptions {
     pub reserve_bytes: u64,
     /// A switch for tests that makes the disk behave as full.
     pub fault: DiskFault,
+    /// Bytes redb may cache; `None` keeps redb's default (1 GiB). The hot state lives in the
+    /// partitions, so the cache mostly holds recently written pages: it bounds how far the
+    /// process grows under a steady write load.
+    pub cache_bytes: Option<usize>,
 }
 
 /// The platform's durable state.
@@ -135,6 +139,8 @@ pub struct Store {
     last_reopen: Mutex<Option<Instant>>,
     /// Refuses writes while the disk is (nearly) full.
     guard: SpaceGuard,
+    /// redb's cache size, for reopening.
+    cache_bytes: Option<usize>,
     /// The next free journal position; positions reserved by a failed commit stay unused.
     journal_next: AtomicU64,
     /// What stored secrets are sealed under.
@@ -167,7 +173,7 @@ impl Store {
             reserve_bytes: options.reserve_bytes,
             fault: options.fault,
         };
-        let db = open_file(path, &failed, &guard.fault)?;
+        let db = open_file(path, &failed, &guard.fault, options.cache_bytes)?;
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;
@@ -189,6 +195,7 @@ impl Store {
             failed,
             last_reopen: Mutex::new(None),
             guard,
+            cache_bytes: options.cache_bytes,
             journal_next,
             master_key,
             keys: command_keys::KeyCache::default(),
@@ -243,7 +250,12 @@ impl Store {
         // The file stays locked until every handle on the failed database is gone.
         *db = None;
         self.failed.store(false, Ordering::SeqCst);
-        match open_file(&self.path, &self.failed, &self.guard.fault) {
+        match open_file(
+            &self.path,
+            &self.failed,
+            &self.guard.fault,
+            self.cache_bytes,
+        ) {
             Ok(reopened) => {
                 *db = Some(Arc::new(reopened));
                 metrics::gauge!("sunledger_storage_available").set(1.0);
@@ -364,9 +376,14 @@ fn open_file(
     path: &Path,
     failed: &Arc<AtomicBool>,
     fault: &DiskFault,
+    cache_bytes: Option<usize>,
 ) -> Result<Database, StoreError> {
     let file = WatchedFile::open(path, failed.clone(), fault.clone())?;
-    Ok(redb::Builder::new().create_with_backend(file)?)
+    let mut builder = redb::Builder::new();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    Ok(builder.create_with_backend(file)?)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl Default for BrokerConfig {
             payload_bytes_max: 4 * 1024,
             inflight_max: 100,
             connect_timeout_ms: 5_000,
-            segment_bytes_max: 64 * 1024 * 1024,
+            segment_bytes_max: 16 * 1024 * 1024,
             segments_max: 8,
             outgoing_packets_per_turn_max: 1_000,
             tls: None,

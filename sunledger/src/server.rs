@@ -67,6 +67,7 @@ impl Server {
             master_key: None,
             reserve_bytes: settings.storage_reserve_bytes,
             fault: hooks.disk_fault,
+            cache_bytes: Some(settings.storage_cache_bytes),
         };
         let store = Arc::new(
             Store::open_with(&settings.database_path, options)

@@ -21,6 +21,9 @@ pub struct Settings {
     /// Free bytes the disk must keep for a write to start: below it, writes are refused
     /// (UNAVAILABLE) and reads go on, so a full disk never half-writes anything.
     pub storage_reserve_bytes: u64,
+    /// Memory the database may use as its page cache: with the hot state in the billing
+    /// partitions, this is what bounds the process's growth under a steady load.
+    pub storage_cache_bytes: usize,
     /// Address of the gRPC API.
     pub grpc_listen: SocketAddr,
     /// TLS for the gRPC API (`[grpc_tls]`); plain HTTP/2 unless set.
@@ -69,6 +72,7 @@ impl Default for Settings {
         Settings {
             database_path: PathBuf::from("data/sunledger.redb"),
             storage_reserve_bytes: 64 * 1024 * 1024,
+            storage_cache_bytes: 256 * 1024 * 1024,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             grpc_tls: None,
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
@@ -99,6 +103,7 @@ impl Settings {
             database_path,
             // Tests share the machine's disk; the disk-full test uses a fault switch instead.
             storage_reserve_bytes: 0,
+            storage_cache_bytes: 64 * 1024 * 1024,
             grpc_listen: grpc,
             grpc_tls: None,
             metrics_listen: metrics,

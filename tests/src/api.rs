@@ -385,3 +385,14 @@ pub async fn register_unit(api: &Api, serial: &str, n: u64) -> String {
         .into_inner()
         .device_secret
 }
+
+/// A mobile-money payment of `amount` on `installation_id` with provider reference
+/// `reference`, as a provider's callback records it.
+pub fn payment(installation_id: &str, amount: &str, reference: &str) -> api::RecordPaymentRequest {
+    api::RecordPaymentRequest {
+        installation_id: installation_id.into(),
+        amount: amount.into(),
+        reference: reference.into(),
+        channel: api::PaymentChannel::MobileMoney.into(),
+    }
+}

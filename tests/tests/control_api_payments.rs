@@ -16,7 +16,8 @@ use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::Role;
 use sunledger_proto::device::{LoadState, Reason};
 use sunledger_tests::api::{
-    Api, Org, acknowledge_command, all_pages, assert_invalid, install, register_unit, usage_plan,
+    Api, Org, acknowledge_command, all_pages, assert_invalid, install, payment, register_unit,
+    usage_plan,
 };
 use sunledger_tests::{Device, Seen, TestServer};
 use tonic::{Code, Status};
@@ -35,15 +36,6 @@ async fn billed(server: &TestServer, name: &str, serial: &str) -> Billed {
     Billed {
         org,
         installation_id: installation.id,
-    }
-}
-
-fn payment(installation_id: &str, amount: &str, reference: &str) -> api::RecordPaymentRequest {
-    api::RecordPaymentRequest {
-        installation_id: installation_id.into(),
-        amount: amount.into(),
-        reference: reference.into(),
-        channel: api::PaymentChannel::MobileMoney.into(),
     }
 }
 

@@ -3,18 +3,9 @@
 //! cumulative counter carries them) and everything resumes when space returns.
 
 use sunledger_proto::api::v1 as api;
-use sunledger_tests::api::{Org, install, register_unit, usage_plan};
+use sunledger_tests::api::{Org, install, payment, register_unit, usage_plan};
 use sunledger_tests::{Device, TestServer};
 use tonic::Code;
-
-fn payment(installation_id: &str, amount: &str, reference: &str) -> api::RecordPaymentRequest {
-    api::RecordPaymentRequest {
-        installation_id: installation_id.into(),
-        amount: amount.into(),
-        reference: reference.into(),
-        channel: api::PaymentChannel::MobileMoney.into(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_makes_writes_unavailable_keeps_reads_and_loses_nothing() {

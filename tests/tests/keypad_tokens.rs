@@ -6,7 +6,7 @@
 use sunledger_billing::openpaygo::{Decoder, TokenKey, TokenKind};
 use sunledger_proto::api::v1 as api;
 use sunledger_tests::TestServer;
-use sunledger_tests::api::{Org, assert_invalid, imei, install_with};
+use sunledger_tests::api::{Org, assert_invalid, imei, install_with, payment};
 use tonic::Code;
 
 const KEY_HEX: &str = "bc41ec9530f6dac86b1a29ab82edc5fb";
@@ -88,15 +88,9 @@ async fn pay(
     amount: &str,
     reference: &str,
 ) -> api::RecordPaymentResponse {
-    let request = api::RecordPaymentRequest {
-        installation_id: installation_id.into(),
-        amount: amount.into(),
-        reference: reference.into(),
-        channel: api::PaymentChannel::MobileMoney.into(),
-    };
     org.technician
         .payments()
-        .record_payment(request)
+        .record_payment(payment(installation_id, amount, reference))
         .await
         .expect("payment recorded")
         .into_inner()

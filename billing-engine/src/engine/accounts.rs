@@ -8,7 +8,7 @@
 //! frees its references: one already used on a closed account is refused on the unit's next
 //! account too (its entry is on another account).
 
-use super::tokens::Issuer;
+use super::tokens::{Issuer, settle_completion};
 use super::{Partition, Unit};
 use crate::account::{
     Account, AdjustmentError, ChargeError, PaymentError, ReversalError, SettingsError,
@@ -136,13 +136,7 @@ impl Partition {
             });
             let decision = crate::account::LoadDecision { load, reason };
             pending.decide(serial, &mut unit.state, decision, now);
-            let issuer = Issuer {
-                store: &store,
-                serial,
-                by: "platform",
-                now,
-            };
-            issuer.settle(unit, txn, pending, None)?;
+            settle_completion(&store, serial, now, unit, txn, pending)?;
             Ok((unit.account.clone(), true))
         })
         .map(|record| record.expect("just opened"))
@@ -174,13 +168,7 @@ impl Partition {
                     .set_sale_terms(down_payment, total_system_cost, now)?,
             };
             pending.record(serial, unit, effects, now);
-            let issuer = Issuer {
-                store: &store,
-                serial,
-                by: "platform",
-                now,
-            };
-            issuer.settle(unit, txn, pending, None)?;
+            settle_completion(&store, serial, now, unit, txn, pending)?;
             Ok((unit.account.clone().expect("checked above"), true))
         })
     }

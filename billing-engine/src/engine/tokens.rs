@@ -25,6 +25,25 @@ pub(super) struct Issuer<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// After a change the platform noticed itself (an account opened or its sale terms changed):
+/// DISABLE_PAYG if that completed a keypad account's plan, issued by "platform".
+pub(super) fn settle_completion(
+    store: &Store,
+    serial: &str,
+    now: DateTime<Utc>,
+    unit: &mut Unit,
+    txn: &mut WriteTxn,
+    pending: &mut Pending,
+) -> Result<(), EngineError> {
+    let issuer = Issuer {
+        store,
+        serial,
+        by: "platform",
+        now,
+    };
+    issuer.settle(unit, txn, pending, None).map(drop)
+}
+
 impl Issuer<'_> {
     /// Brings a keypad account up to date after its credit or terms changed: DISABLE_PAYG once
     /// the plan is completed, otherwise, when `payment` says which payment called, the

@@ -34,6 +34,12 @@ impl Fixture {
         self.partition.open_account(serial, opening).unwrap();
     }
 
+    /// A keypad-only unit on an ADD_TIME plan of `per_week` a week with `setup`.
+    fn keypad_unit(&mut self, serial: &str, per_week: Decimal, setup: AccountSetup) {
+        self.make_keypad(serial, CommMode::Keypad);
+        self.open_keypad(serial, instalments(per_week), setup, TimeMode::AddTime);
+    }
+
     fn keypad_billing(&self, serial: &str) -> crate::keypad::KeypadBilling {
         let unit = self.partition.unit(serial).unwrap();
         unit.account.as_ref().unwrap().keypad.unwrap()
@@ -54,13 +60,7 @@ fn unit_decoder() -> Decoder {
 #[test]
 fn a_payment_buys_days_as_a_token_the_unit_accepts_and_a_repeat_gets_the_same_token() {
     let mut fx = Fixture::new(&["K"]);
-    fx.make_keypad("K", CommMode::Keypad);
-    fx.open_keypad(
-        "K",
-        instalments(dec!(1)),
-        AccountSetup::default(),
-        TimeMode::AddTime,
-    );
+    fx.keypad_unit("K", dec!(1), AccountSetup::default());
     let mut unit = unit_decoder();
 
     let receipt = fx.pay("K", dec!(2), "mpesa-1").unwrap();
@@ -113,13 +113,7 @@ fn a_payment_buys_days_as_a_token_the_unit_accepts_and_a_repeat_gets_the_same_to
 #[test]
 fn small_payments_wait_on_the_balance_until_they_buy_a_whole_day() {
     let mut fx = Fixture::new(&["K"]);
-    fx.make_keypad("K", CommMode::Keypad);
-    fx.open_keypad(
-        "K",
-        instalments(dec!(7)),
-        AccountSetup::default(),
-        TimeMode::AddTime,
-    );
+    fx.keypad_unit("K", dec!(7), AccountSetup::default());
     let first = fx.pay("K", dec!(0.5), "p1").unwrap();
     assert!(first.tokens.is_empty());
     assert_eq!(fx.balance("K"), dec!(0.5));
@@ -176,13 +170,12 @@ fn set_time_plans_send_the_days_left_and_more_days_than_a_token_carries_are_spli
 #[test]
 fn completing_the_plan_issues_disable_payg_once() {
     let mut fx = Fixture::new(&["K"]);
-    fx.make_keypad("K", CommMode::Keypad);
     let setup = AccountSetup {
         down_payment: dec!(10),
         total_system_cost: Some(dec!(13)),
         ..AccountSetup::default()
     };
-    fx.open_keypad("K", instalments(dec!(1)), setup, TimeMode::AddTime);
+    fx.keypad_unit("K", dec!(1), setup);
     let mut unit = unit_decoder();
     let days = fx.pay("K", dec!(2), "p1").unwrap();
     unit.enter(&days.tokens[0].code).unwrap();
@@ -202,13 +195,12 @@ fn completing_the_plan_issues_disable_payg_once() {
 #[test]
 fn a_down_payment_covering_the_cost_disables_payg_at_opening() {
     let mut fx = Fixture::new(&["K"]);
-    fx.make_keypad("K", CommMode::Keypad);
     let setup = AccountSetup {
         down_payment: dec!(10),
         total_system_cost: Some(dec!(10)),
         ..AccountSetup::default()
     };
-    fx.open_keypad("K", instalments(dec!(1)), setup, TimeMode::AddTime);
+    fx.keypad_unit("K", dec!(1), setup);
     let tokens = fx.store.tokens("K").unwrap();
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].kind, TokenKind::DisablePayg);
@@ -218,13 +210,7 @@ fn a_down_payment_covering_the_cost_disables_payg_at_opening() {
 #[test]
 fn counter_sync_takes_the_next_odd_count_and_only_keypad_units_take_tokens() {
     let mut fx = Fixture::new(&["K", "C"]);
-    fx.make_keypad("K", CommMode::Keypad);
-    fx.open_keypad(
-        "K",
-        instalments(dec!(1)),
-        AccountSetup::default(),
-        TimeMode::AddTime,
-    );
+    fx.keypad_unit("K", dec!(1), AccountSetup::default());
     fx.pay("K", dec!(1), "p1").unwrap();
     let sync = fx.partition.counter_sync("K", "admin@example.org").unwrap();
     assert_eq!((sync.kind, sync.count), (TokenKind::CounterSync, 3));
