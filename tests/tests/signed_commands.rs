@@ -2,7 +2,8 @@
 //! did not sign, published on a unit's topic (as anyone could behind a cluster without
 //! per-topic ACLs), is counted, flagged on the unit, and answered at once by re-publishing the
 //! unit's current signed command; a replayed old command of the platform's is answered the
-//! same way. Devices verify with the organisation's key that registration returned.
+//! same way. Devices verify with the organisation's key that registration returned, and the
+//! database file alone reveals neither a device secret nor a signing key.
 
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
@@ -129,5 +130,19 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
     late.subscribe_commands_of(SERIAL).await;
     assert!(matches!(late.next().await, Seen::Subscribed));
     assert_eq!(next_command(&mut late).await, current);
-    server.stop().await;
+
+    // The file alone holds nothing usable on the wire: no device secret, no signing key.
+    let org_id = org.founded.organisation.id.clone();
+    let signing_key = server
+        .server
+        .store()
+        .command_key(&org_id)
+        .unwrap()
+        .to_bytes();
+    let dir = server.stop().await;
+    let file = std::fs::read(dir.path().join("sunledger.redb")).unwrap();
+    let contains = |needle: &[u8]| file.windows(needle.len()).any(|window| window == needle);
+    assert!(!contains(registered.device_secret.as_bytes()));
+    assert!(!contains(&signing_key));
+    assert!(!contains(hex::encode(signing_key).as_bytes()));
 }
