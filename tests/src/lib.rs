@@ -26,7 +26,7 @@ use sunledger_billing::account_record::{AccountOpening, AccountRecord};
 use sunledger_billing::store::DiskFault;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
 use sunledger_control_api::notify::{SmsError, SmsSender};
-use sunledger_proto::device::Telemetry;
+use sunledger_proto::device::{Command, Telemetry};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -155,6 +155,14 @@ impl TestServer {
     pub async fn stop(self) -> tempfile::TempDir {
         self.server.shutdown().await;
         self.dir
+    }
+
+    /// Switches `serial`'s load by hand (`REASON_MANUAL`) through the engine, as an Admin's
+    /// `SwitchLoad` does, and returns the command issued.
+    pub fn switch_load(&self, serial: &str, load: sunledger_proto::device::LoadState) -> Command {
+        let reason = sunledger_proto::device::Reason::Manual;
+        tokio::task::block_in_place(|| self.server.engine().set_load(serial, load, reason))
+            .expect("load switched")
     }
 
     /// Registers a unit and returns its device secret.

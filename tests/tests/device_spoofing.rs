@@ -4,7 +4,7 @@
 //! refusal is counted in metrics.
 
 use prost::Message;
-use sunledger_proto::device::{LoadState, Reason, Telemetry};
+use sunledger_proto::device::{LoadState, Telemetry};
 use sunledger_proto::topic::TopicKind;
 use sunledger_tests::{Device, Seen, TestServer};
 
@@ -61,13 +61,7 @@ async fn a_device_cannot_report_for_ack_for_or_read_the_commands_of_another() {
     server
         .wait_for_state("SL-SPOOF-B", |state| state.meter.is_some())
         .await;
-    let command = tokio::task::block_in_place(|| {
-        server
-            .server
-            .engine()
-            .set_load("SL-SPOOF-B", LoadState::Off, Reason::Manual)
-    })
-    .unwrap();
+    let command = server.switch_load("SL-SPOOF-B", LoadState::Off);
 
     for (attempt, packet) in [
         ("telemetry", "publish"),

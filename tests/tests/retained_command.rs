@@ -47,13 +47,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     let mut device = connect_and_subscribe(&server, &secret).await;
     assert!(matches!(device.next().await, Seen::Subscribed));
 
-    let off = tokio::task::block_in_place(|| {
-        server
-            .server
-            .engine()
-            .set_load(SERIAL, LoadState::Off, Reason::Manual)
-    })
-    .unwrap();
+    let off = server.switch_load(SERIAL, LoadState::Off);
     let (received, _) = next_command(&server, &mut device).await;
     assert_eq!(received, off);
     assert_eq!(
@@ -83,13 +77,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     );
     assert!(retain_flag);
 
-    let on = tokio::task::block_in_place(|| {
-        server
-            .server
-            .engine()
-            .set_load(SERIAL, LoadState::On, Reason::Manual)
-    })
-    .unwrap();
+    let on = server.switch_load(SERIAL, LoadState::On);
     assert_eq!(on.cmd_id, 2);
     assert_eq!(next_command(&server, &mut device).await.0, on);
     device
@@ -120,13 +108,7 @@ async fn the_last_will_marks_a_vanished_device_offline() {
 async fn after_a_restart_a_device_finds_its_acknowledged_command_in_the_retained_slot() {
     let server = TestServer::start().await;
     let secret = server.register(SERIAL);
-    let off = tokio::task::block_in_place(|| {
-        server
-            .server
-            .engine()
-            .set_load(SERIAL, LoadState::Off, Reason::Manual)
-    })
-    .unwrap();
+    let off = server.switch_load(SERIAL, LoadState::Off);
     let mut device = connect_and_subscribe(&server, &secret).await;
     assert_eq!(next_command(&server, &mut device).await.0, off);
     let ack = CommandAck {

@@ -84,13 +84,7 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
     let first = next_command(&mut device).await;
     assert!(verify_command(&key, SERIAL, &first), "{first:?}");
     assert!(!verify_command(&verifying_key(&other_key), SERIAL, &first));
-    let off = tokio::task::block_in_place(|| {
-        server
-            .server
-            .engine()
-            .set_load(SERIAL, LoadState::Off, Reason::Manual)
-    })
-    .unwrap();
+    let off = server.switch_load(SERIAL, LoadState::Off);
     let current = next_command(&mut device).await;
     assert_eq!(current.cmd_id, off.cmd_id);
     assert!(verify_command(&key, SERIAL, &current));
