@@ -505,27 +505,23 @@ mod tests {
         let platform = TestPlatform::start(dir.path()).await;
         let file = dir.path().join("creds.txt");
         let flags = [
-            "--grpc",
-            &platform.endpoint,
-            "--token",
-            &platform.token,
-            "--broker",
-            &platform.broker,
-            "--credentials",
-            file.to_str().unwrap(),
-            "--devices",
-            "4",
-            "--price-per-kwh",
-            "1000",
-            "--opening-credit",
-            "0.01",
-            "--duration",
-            "4",
-            "--report-interval-ms",
-            "200",
-            "--time-scale",
-            "3600",
-        ];
+            &platform.connection_flags(&file)[..],
+            &[
+                "--devices",
+                "4",
+                "--price-per-kwh",
+                "1000",
+                "--opening-credit",
+                "0.01",
+                "--duration",
+                "4",
+                "--report-interval-ms",
+                "200",
+                "--time-scale",
+                "3600",
+            ],
+        ]
+        .concat();
         let summary = simulate(&args(&flags), std::future::pending())
             .await
             .unwrap();
@@ -582,25 +578,21 @@ mod tests {
         )
         .unwrap();
         let flags = [
-            "--grpc",
-            &platform.endpoint,
-            "--token",
-            &platform.token,
-            "--broker",
-            &platform.broker,
-            "--credentials",
-            file.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--devices",
-            "1",
-            "--keypad-units",
-            "3",
-            "--keypad-payment-interval-ms",
-            "20",
-            "--duration",
-            "2",
-        ];
+            &platform.connection_flags(&file)[..],
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--devices",
+                "1",
+                "--keypad-units",
+                "3",
+                "--keypad-payment-interval-ms",
+                "20",
+                "--duration",
+                "2",
+            ],
+        ]
+        .concat();
         let summary = simulate(&args(&flags), std::future::pending())
             .await
             .unwrap();
@@ -644,6 +636,20 @@ mod tests {
     }
 
     impl TestPlatform {
+        /// The flags that point a run at this platform with the credentials `file`.
+        fn connection_flags<'a>(&'a self, file: &'a Path) -> Vec<&'a str> {
+            vec![
+                "--grpc",
+                &self.endpoint,
+                "--token",
+                &self.token,
+                "--broker",
+                &self.broker,
+                "--credentials",
+                file.to_str().unwrap(),
+            ]
+        }
+
         async fn start(dir: &Path) -> TestPlatform {
             let (mqtt, grpc, metrics) = (free_addr(), free_addr(), free_addr());
             let settings = Settings::for_tests(dir.join("db.redb"), mqtt, grpc, metrics);
