@@ -20,9 +20,10 @@ use sunledger_billing::account_record::AccountRecord;
 use sunledger_billing::clock::SystemClock;
 use sunledger_billing::engine::{Partition, Unit, UnitState};
 use sunledger_billing::event::{DeviceEvent, EventBody};
+use sunledger_billing::secrets::MasterKey;
 use sunledger_billing::store::Store;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
-use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitRecord, UnitStatus};
+use sunledger_billing::units::{DeviceKey, UnitDirectory, UnitRecord, UnitStatus};
 use sunledger_proto::device::Telemetry;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,19 +33,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch_events = usize::try_from(arg(8_192)?)?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&dir.path().join("bench.redb"))?);
-    let secret_hash = DeviceSecret::generate().hash();
+    let master = MasterKey::from_hex(&"42".repeat(32)).expect("64 hex digits");
+    let key = DeviceKey::generate();
     let serials: Vec<Box<str>> = (0..units)
         .map(|n| format!("BENCH-{n:07}").into_boxed_str())
         .collect();
-    let directory = Arc::new(UnitDirectory::from_records(serials.iter().map(|serial| {
-        UnitRecord {
+    let directory = Arc::new(UnitDirectory::from_records(
+        master.clone(),
+        serials.iter().map(|serial| UnitRecord {
             serial: serial.to_string(),
-            secret_hash,
+            key: key.stored(serial, &master),
             status: UnitStatus::Enabled,
             registered_at_ms: 0,
             owner: String::new(),
-        }
-    })));
+            development_mode: true,
+            previous: None,
+        }),
+    ));
     write_accounts(&store, &serials)?;
     let rss_before = resident_bytes();
     let started = Instant::now();

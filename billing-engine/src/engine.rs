@@ -41,7 +41,7 @@ use crate::meter::{self, MeterOutcome, MeterState};
 use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
-use crate::units::{UnitDirectory, UnitStatus};
+use crate::units::{Admission, UnitDirectory, UnitStatus};
 
 pub use accounts::EngineError;
 pub use summary::OrgSummary;
@@ -343,14 +343,16 @@ impl Partition {
 
     /// Applies one event in memory; returns whether the unit's state changed.
     fn apply_event(&mut self, event: &DeviceEvent) -> bool {
-        let refusal = match self.directory.status(&event.serial) {
-            Some(UnitStatus::Enabled) => None,
-            Some(UnitStatus::Decommissioned) => Some("decommissioned"),
-            None => Some("unknown_serial"),
-        };
-        if let Some(reason) = refusal {
-            metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason).increment(1);
-            return false;
+        match self.directory.admit(event) {
+            Ok(Admission::Verified) => {}
+            Ok(Admission::Waived) => {
+                metrics::counter!("sunledger_ingest_unauthenticated_total").increment(1);
+            }
+            Err(refusal) => {
+                metrics::counter!("sunledger_ingest_rejected_total", "reason" => refusal.as_str())
+                    .increment(1);
+                return false;
+            }
         }
         if let EventBody::Command(command) = &event.body {
             return self.watch_command(&event.serial, command, event.received_at_ms);

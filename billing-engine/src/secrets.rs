@@ -20,6 +20,7 @@ const MASTER_KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 
 /// The key every stored secret is sealed under. Its `Debug` never shows the bytes.
+#[derive(Clone)]
 pub struct MasterKey(XChaCha20Poly1305);
 
 /// Why the master key could not be read or a sealed value not opened.

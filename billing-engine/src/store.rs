@@ -26,7 +26,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::codec::{self, CodecError};
 use crate::secrets::{MasterKey, SecretError};
 
-use crate::units::{DeviceSecret, UnitRecord, UnitStatus};
+use crate::units::{DeviceKey, RetiredKey, UnitDirectory, UnitRecord, UnitStatus};
 
 mod billing;
 mod command_keys;
@@ -279,14 +279,16 @@ impl Store {
     }
 
     /// Registers a new enabled unit of the platform (outside any organisation) and returns
-    /// its device secret, the only time it is seen.
+    /// its device key, the only time it is seen.
     pub fn register_unit(
         &self,
         serial: &str,
         now_ms: i64,
-    ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
+        development_mode: bool,
+    ) -> Result<(UnitRecord, DeviceKey), StoreError> {
         let txn = self.begin_write()?;
-        let registered = self.register_unit_in(&txn, serial, now_ms, PLATFORM_OWNER)?;
+        let registered =
+            self.register_unit_in(&txn, serial, now_ms, PLATFORM_OWNER, development_mode)?;
         txn.commit()?;
         Ok(registered)
     }
@@ -294,24 +296,28 @@ impl Store {
     /// Registers a new enabled unit inside `txn`, a write transaction on this store's file,
     /// so another component (the operators' directory) can claim the unit in the same
     /// commit: both or neither. The unit may connect once `txn` commits and the caller adds
-    /// the record to the [`UnitDirectory`](crate::units::UnitDirectory). Its commands are
-    /// signed with `owner`'s key (made in `txn` if the owner has none yet).
+    /// the record to the [`UnitDirectory`]. Its commands are signed with `owner`'s key (made
+    /// in `txn` if the owner has none yet). A `development_mode` unit's messages are accepted
+    /// without a MAC.
     pub fn register_unit_in(
         &self,
         txn: &redb::WriteTransaction,
         serial: &str,
         now_ms: i64,
         owner: &str,
-    ) -> Result<(UnitRecord, DeviceSecret), StoreError> {
+        development_mode: bool,
+    ) -> Result<(UnitRecord, DeviceKey), StoreError> {
         sunledger_proto::topic::validate_serial(serial)
             .map_err(|error| StoreError::InvalidSerial(serial.to_owned(), error))?;
-        let secret = DeviceSecret::generate();
+        let key = DeviceKey::generate();
         let record = UnitRecord {
             serial: serial.to_owned(),
-            secret_hash: secret.hash(),
+            key: key.stored(serial, &self.master_key),
             status: UnitStatus::Enabled,
             registered_at_ms: now_ms,
             owner: owner.to_owned(),
+            development_mode,
+            previous: None,
         };
         self.command_key_in(txn, owner)?;
         let mut units = txn.open_table(UNITS)?;
@@ -319,7 +325,7 @@ impl Store {
             return Err(StoreError::UnitExists(serial.to_owned()));
         }
         units.insert(serial, codec::encode(&record)?.as_slice())?;
-        Ok((record, secret))
+        Ok((record, key))
     }
 
     /// Changes a unit's status and returns the updated record.
@@ -328,35 +334,73 @@ impl Store {
         serial: &str,
         status: UnitStatus,
     ) -> Result<UnitRecord, StoreError> {
-        self.update_unit(serial, |record| record.status = status)
-    }
-
-    fn update_unit(
-        &self,
-        serial: &str,
-        change: impl FnOnce(&mut UnitRecord),
-    ) -> Result<UnitRecord, StoreError> {
         let txn = self.begin_write()?;
-        let record = {
-            let mut units = txn.open_table(UNITS)?;
-            let stored = units
-                .get(serial)?
-                .ok_or_else(|| StoreError::UnitNotFound(serial.to_owned()))?;
-            let mut record: UnitRecord = codec::decode(stored.value())?;
-            drop(stored);
-            change(&mut record);
-            units.insert(serial, codec::encode(&record)?.as_slice())?;
-            record
-        };
+        let record = self.update_unit_in(&txn, serial, |record| record.status = status)?;
         txn.commit()?;
         Ok(record)
     }
 
-    /// Issues a new device secret for a registered unit; the old one stops working.
-    pub fn rotate_secret(&self, serial: &str) -> Result<(UnitRecord, DeviceSecret), StoreError> {
-        let secret = DeviceSecret::generate();
-        let record = self.update_unit(serial, |record| record.secret_hash = secret.hash())?;
-        Ok((record, secret))
+    /// Changes the stored record of unit `serial` inside `txn` and returns it.
+    fn update_unit_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        serial: &str,
+        change: impl FnOnce(&mut UnitRecord),
+    ) -> Result<UnitRecord, StoreError> {
+        let mut units = txn.open_table(UNITS)?;
+        let stored = units
+            .get(serial)?
+            .ok_or_else(|| StoreError::UnitNotFound(serial.to_owned()))?;
+        let mut record: UnitRecord = codec::decode(stored.value())?;
+        drop(stored);
+        change(&mut record);
+        units.insert(serial, codec::encode(&record)?.as_slice())?;
+        Ok(record)
+    }
+
+    /// Issues a new device key for unit `serial` inside `txn`. The old key (password and MAC)
+    /// is still accepted until `now_ms + grace_ms`, so units in the field can be re-flashed
+    /// meanwhile; a grace of 0 retires it at once (a leaked key). A key already in its grace
+    /// is dropped: only the newest old key is kept.
+    pub fn rotate_device_key_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        serial: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<(UnitRecord, DeviceKey), StoreError> {
+        let key = DeviceKey::generate();
+        let stored = key.stored(serial, &self.master_key);
+        let record = self.update_unit_in(txn, serial, |record| {
+            let old = std::mem::replace(&mut record.key, stored);
+            record.previous = (grace_ms > 0).then(|| RetiredKey {
+                key: old,
+                until_ms: now_ms.saturating_add(grace_ms),
+            });
+        })?;
+        Ok((record, key))
+    }
+
+    /// [`Store::rotate_device_key_in`] in a transaction of its own.
+    pub fn rotate_device_key(
+        &self,
+        serial: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<(UnitRecord, DeviceKey), StoreError> {
+        let txn = self.begin_write()?;
+        let rotated = self.rotate_device_key_in(&txn, serial, now_ms, grace_ms)?;
+        txn.commit()?;
+        Ok(rotated)
+    }
+
+    /// The in-memory directory of every registered unit, keys opened, for the broker's
+    /// CONNECT check and the engine's per-message check.
+    pub fn unit_directory(&self) -> Result<UnitDirectory, StoreError> {
+        Ok(UnitDirectory::from_records(
+            self.master_key.clone(),
+            self.units()?,
+        ))
     }
 
     /// Every registered unit.
@@ -396,13 +440,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/sunledger.redb");
         let store = Store::open(&path).unwrap();
-        let (record, _secret) = store.register_unit("SL1", 42).unwrap();
+        let (record, _secret) = store.register_unit("SL1", 42, false).unwrap();
         assert!(matches!(
-            store.register_unit("SL1", 43),
+            store.register_unit("SL1", 43, false),
             Err(StoreError::UnitExists(_))
         ));
         assert!(matches!(
-            store.register_unit("S/1", 43),
+            store.register_unit("S/1", 43, false),
             Err(StoreError::InvalidSerial(..))
         ));
         let state = UnitState {
@@ -425,9 +469,24 @@ mod tests {
             .set_unit_status("SL1", UnitStatus::Decommissioned)
             .unwrap();
         assert_eq!(decommissioned.status, UnitStatus::Decommissioned);
-        let (rotated, secret) = store.rotate_secret("SL1").unwrap();
-        assert_eq!(rotated.secret_hash, secret.hash());
-        assert_ne!(rotated.secret_hash, decommissioned.secret_hash);
+        let (rotated, key) = store.rotate_device_key("SL1", 1_000, 500).unwrap();
+        assert_ne!(rotated.key, decommissioned.key);
+        let previous = rotated
+            .previous
+            .as_ref()
+            .expect("old key kept for its grace");
+        assert_eq!(
+            (&previous.key, previous.until_ms),
+            (&decommissioned.key, 1_500)
+        );
+        let directory = store.unit_directory().unwrap();
+        assert_eq!(
+            directory.verify_at("SL1", &key.mqtt_password(), 1_000),
+            sunledger_broker::Verdict::Decommissioned,
+            "the new key opens and is checked"
+        );
+        let (at_once, _) = store.rotate_device_key("SL1", 2_000, 0).unwrap();
+        assert_eq!(at_once.previous, None, "no grace keeps no old key");
         assert!(matches!(
             store.set_unit_status("nope", UnitStatus::Enabled),
             Err(StoreError::UnitNotFound(_))

@@ -1,10 +1,13 @@
-//! Registered control units and their device secrets.
+//! Registered control units and their device keys.
 //!
-//! A device secret is 128 random bits, shown once at registration. Only a keyed BLAKE3 hash is
-//! stored: the secret has full entropy, so a fast hash is as strong as a password hash here and
-//! keeps a reconnect storm of thousands of units cheap to authenticate. The
-//! [`UnitDirectory`] keeps every unit's hash and status in memory for the broker's CONNECT
-//! check and ingest's per-message check.
+//! A unit's device key is 128 random bits, returned once at registration (or rotation) for the
+//! manufacturer to flash. From it the device derives its MQTT password
+//! ([`authenticity::mqtt_password`]) and MACs every message it sends. The store keeps neither
+//! in a form usable on the wire: the password only as a keyed BLAKE3 hash (the password has
+//! full entropy, so a fast hash is as strong as a password hash here and keeps a reconnect
+//! storm of thousands of units cheap), the key sealed under the server's master key. The
+//! [`UnitDirectory`] holds every unit's hash, opened key and status in memory for the broker's
+//! CONNECT check and the engine's per-message check.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -12,9 +15,10 @@ use std::sync::RwLock;
 use rand::RngCore;
 use rkyv::{Archive, Deserialize, Serialize};
 use sunledger_broker::{CredentialCheck, Verdict};
+use sunledger_proto::authenticity::{self, DEVICE_KEY_BYTES};
 
-/// Bytes of randomness in a device secret.
-pub const DEVICE_SECRET_BYTES: usize = 16;
+use crate::event::{DeviceEvent, EventBody};
+use crate::secrets::MasterKey;
 
 /// BLAKE3 key-derivation context: binds stored hashes to this purpose.
 const SECRET_HASH_CONTEXT: &str = "sunledger 2026-11 device secret hash v1";
@@ -33,8 +37,8 @@ pub enum UnitStatus {
 pub struct UnitRecord {
     /// Unique serial, also the MQTT client id.
     pub serial: String,
-    /// Keyed BLAKE3 hash of the device secret.
-    pub secret_hash: [u8; 32],
+    /// The device key's credentials as stored.
+    pub key: StoredKey,
     /// In service or not.
     pub status: UnitStatus,
     /// When the unit was registered, unix milliseconds.
@@ -42,58 +46,170 @@ pub struct UnitRecord {
     /// Whose command-signing key signs its commands: the organisation's id, or
     /// [`crate::store::PLATFORM_OWNER`].
     pub owner: String,
+    /// Whether messages without a valid MAC are still accepted (bench rigs, hand-typed test
+    /// messages); set only at registration, shown by the API and audited.
+    pub development_mode: bool,
+    /// The key before the last rotation, accepted alongside the new one until its grace ends.
+    pub previous: Option<RetiredKey>,
 }
 
-/// A device secret, returned once at registration and never stored.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeviceSecret(String);
+/// What the store keeps of a device key: nothing a database reader could use on the wire.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Keyed BLAKE3 hash of the MQTT password derived from the key.
+    pub password_hash: [u8; 32],
+    /// The key sealed under the master key, bound to the serial.
+    pub sealed: Vec<u8>,
+}
 
-impl DeviceSecret {
-    /// Draws a fresh random secret (hex, 32 characters).
-    pub fn generate() -> DeviceSecret {
-        let mut bytes = [0u8; DEVICE_SECRET_BYTES];
+/// A rotated-out key and when it stops being accepted.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RetiredKey {
+    /// The old key as it was stored.
+    pub key: StoredKey,
+    /// End of the grace period, unix milliseconds.
+    pub until_ms: i64,
+}
+
+/// A device key, returned once at registration or rotation and stored only sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceKey(authenticity::DeviceKey);
+
+impl DeviceKey {
+    /// Draws a fresh random key.
+    pub fn generate() -> DeviceKey {
+        let mut bytes = [0u8; DEVICE_KEY_BYTES];
         rand::rng().fill_bytes(&mut bytes);
-        DeviceSecret(hex::encode(bytes))
+        DeviceKey(bytes)
     }
 
-    /// The secret as the device sends it as its MQTT password.
-    pub fn expose(&self) -> &str {
+    /// A key given as 32 hexadecimal characters.
+    pub fn from_hex(text: &str) -> Option<DeviceKey> {
+        let mut bytes = [0u8; DEVICE_KEY_BYTES];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(DeviceKey(bytes))
+    }
+
+    /// The key's bytes, what a device MACs its messages under.
+    pub fn bytes(&self) -> &authenticity::DeviceKey {
         &self.0
     }
 
-    /// The hash that is stored instead of the secret.
-    pub fn hash(&self) -> [u8; 32] {
-        hash_secret(&self.0)
+    /// Lowercase hex, as the API returns it for flashing.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The MQTT password the device derives from the key.
+    pub fn mqtt_password(&self) -> String {
+        authenticity::mqtt_password(&self.0)
+    }
+
+    /// What the store keeps of the key for unit `serial`: the password's hash and the key
+    /// sealed under `master`.
+    pub fn stored(&self, serial: &str, master: &MasterKey) -> StoredKey {
+        StoredKey {
+            password_hash: hash_password(&self.mqtt_password()),
+            sealed: master.seal(&sealing_owner(serial), &self.0),
+        }
     }
 }
 
-impl std::fmt::Debug for DeviceSecret {
+impl std::fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeviceSecret(..)")
+        f.write_str("DeviceKey(..)")
     }
 }
 
-fn hash_secret(secret: &str) -> [u8; 32] {
-    blake3::derive_key(SECRET_HASH_CONTEXT, secret.as_bytes())
+fn hash_password(password: &str) -> [u8; 32] {
+    blake3::derive_key(SECRET_HASH_CONTEXT, password.as_bytes())
+}
+
+/// The associated data a device key is sealed with: its purpose and serial, so neither a
+/// keypad key nor another unit's sealed key opens in its place.
+fn sealing_owner(serial: &str) -> String {
+    format!("device key {serial}")
+}
+
+/// Why a device message is refused; the label of `sunledger_ingest_rejected_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No unit with this serial is registered.
+    UnknownSerial,
+    /// The unit was decommissioned.
+    Decommissioned,
+    /// A telemetry or ack message whose MAC is missing or wrong.
+    BadMac,
+}
+
+impl Refusal {
+    /// Metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownSerial => "unknown_serial",
+            Refusal::Decommissioned => "decommissioned",
+            Refusal::BadMac => "bad_mac",
+        }
+    }
+}
+
+/// How an admitted device message proved its origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Its MAC verified, or it needs none (status words, and commands, which are checked by
+    /// their signature).
+    Verified,
+    /// It has no valid MAC and was let in only because the unit is in development mode.
+    Waived,
+}
+
+/// One key as the directory holds it in memory.
+#[derive(Clone)]
+struct LiveKey {
+    password_hash: blake3::Hash,
+    /// `None` if the sealed key did not open (logged at load): the unit's messages are then
+    /// refused rather than accepted unchecked.
+    mac_key: Option<authenticity::DeviceKey>,
 }
 
 #[derive(Clone)]
 struct DirectoryEntry {
-    secret_hash: blake3::Hash,
+    key: LiveKey,
+    /// The rotated-out key and the end of its grace, unix milliseconds.
+    previous: Option<Box<(LiveKey, i64)>>,
     status: UnitStatus,
+    development_mode: bool,
     owner: Box<str>,
 }
 
-/// Every unit's secret hash and status, in memory, read on every CONNECT and message.
-#[derive(Default)]
+impl DirectoryEntry {
+    /// The keys accepted at `now_ms`: the current one, and the previous one during its grace.
+    fn keys(&self, now_ms: i64) -> impl Iterator<Item = &LiveKey> {
+        let previous = self
+            .previous
+            .as_deref()
+            .filter(|(_, until_ms)| now_ms < *until_ms)
+            .map(|(key, _)| key);
+        std::iter::once(&self.key).chain(previous)
+    }
+}
+
+/// Every unit's credentials and status, in memory, read on every CONNECT and message.
 pub struct UnitDirectory {
+    master_key: MasterKey,
     units: RwLock<HashMap<Box<str>, DirectoryEntry>>,
 }
 
 impl UnitDirectory {
-    /// Builds the directory from stored records.
-    pub fn from_records(records: impl IntoIterator<Item = UnitRecord>) -> UnitDirectory {
-        let directory = UnitDirectory::default();
+    /// Builds the directory from stored records, opening their keys with `master_key`.
+    pub fn from_records(
+        master_key: MasterKey,
+        records: impl IntoIterator<Item = UnitRecord>,
+    ) -> UnitDirectory {
+        let directory = UnitDirectory {
+            master_key,
+            units: RwLock::default(),
+        };
         for record in records {
             directory.upsert(&record);
         }
@@ -102,17 +218,91 @@ impl UnitDirectory {
 
     /// Adds or replaces a unit after it was durably stored.
     pub fn upsert(&self, record: &UnitRecord) {
+        let live = |stored: &StoredKey| LiveKey {
+            password_hash: stored.password_hash.into(),
+            mac_key: self.open(&record.serial, &stored.sealed),
+        };
         let entry = DirectoryEntry {
-            secret_hash: record.secret_hash.into(),
+            key: live(&record.key),
+            previous: record
+                .previous
+                .as_ref()
+                .map(|retired| Box::new((live(&retired.key), retired.until_ms))),
             status: record.status,
+            development_mode: record.development_mode,
             owner: record.owner.as_str().into(),
         };
         self.write().insert(record.serial.as_str().into(), entry);
     }
 
+    fn open(&self, serial: &str, sealed: &[u8]) -> Option<authenticity::DeviceKey> {
+        let opened = self.master_key.open(&sealing_owner(serial), sealed);
+        match opened.ok().and_then(|bytes| bytes.try_into().ok()) {
+            Some(key) => Some(key),
+            None => {
+                tracing::error!(
+                    serial,
+                    "the unit's device key does not open under the master key; its messages will be refused"
+                );
+                None
+            }
+        }
+    }
+
+    /// Decides whether `event` comes from the unit it names: the unit must be registered and
+    /// enabled, and telemetry and acks must carry a valid MAC under a key accepted at the
+    /// time the event arrived (a development-mode unit's are let in without one).
+    pub fn admit(&self, event: &DeviceEvent) -> Result<Admission, Refusal> {
+        let units = self.read();
+        let entry = units.get(&*event.serial).ok_or(Refusal::UnknownSerial)?;
+        if entry.status == UnitStatus::Decommissioned {
+            return Err(Refusal::Decommissioned);
+        }
+        let authentic = |verify: &dyn Fn(&authenticity::DeviceKey) -> bool| {
+            entry
+                .keys(event.received_at_ms)
+                .filter_map(|key| key.mac_key.as_ref())
+                .any(verify)
+        };
+        let verified = match &event.body {
+            EventBody::Telemetry(reading) => {
+                authentic(&|key| authenticity::verify(key, &event.serial, reading))
+            }
+            EventBody::Ack(ack) => authentic(&|key| authenticity::verify(key, &event.serial, ack)),
+            EventBody::Command(_) | EventBody::Status { .. } => true,
+        };
+        match (verified, entry.development_mode) {
+            (true, _) => Ok(Admission::Verified),
+            (false, true) => Ok(Admission::Waived),
+            (false, false) => Err(Refusal::BadMac),
+        }
+    }
+
+    /// Checks an MQTT password for `serial` at `now_ms`, in constant time per key.
+    pub fn verify_at(&self, serial: &str, password: &str, now_ms: i64) -> Verdict {
+        let units = self.read();
+        let Some(entry) = units.get(serial) else {
+            return Verdict::UnknownSerial;
+        };
+        let hash = blake3::Hash::from(hash_password(password));
+        // blake3::Hash equality is constant-time.
+        if !entry.keys(now_ms).any(|key| key.password_hash == hash) {
+            return Verdict::WrongSecret;
+        }
+        match entry.status {
+            UnitStatus::Enabled => Verdict::Allowed,
+            UnitStatus::Decommissioned => Verdict::Decommissioned,
+        }
+    }
+
     /// The status of `serial`, or `None` if no such unit is registered.
     pub fn status(&self, serial: &str) -> Option<UnitStatus> {
         self.read().get(serial).map(|entry| entry.status)
+    }
+
+    /// Whether `serial` is in development mode, or `None` if no such unit is registered.
+    pub fn development_mode(&self, serial: &str) -> Option<bool> {
+        self.read().get(serial).map(|entry| entry.development_mode)
     }
 
     /// Whose key signs `serial`'s commands, or `None` if no such unit is registered.
@@ -145,56 +335,185 @@ impl UnitDirectory {
 
 impl CredentialCheck for UnitDirectory {
     fn verify(&self, serial: &str, secret: &str) -> Verdict {
-        let Some((secret_hash, status)) = self
-            .read()
-            .get(serial)
-            .map(|entry| (entry.secret_hash, entry.status))
-        else {
-            return Verdict::UnknownSerial;
-        };
-        // blake3::Hash equality is constant-time.
-        if secret_hash != blake3::Hash::from(hash_secret(secret)) {
-            return Verdict::WrongSecret;
-        }
-        match status {
-            UnitStatus::Enabled => Verdict::Allowed,
-            UnitStatus::Decommissioned => Verdict::Decommissioned,
-        }
+        self.verify_at(serial, secret, chrono::Utc::now().timestamp_millis())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sunledger_proto::device::{CommandAck, Telemetry};
 
-    fn record(serial: &str, secret: &DeviceSecret, status: UnitStatus) -> UnitRecord {
+    fn master() -> MasterKey {
+        MasterKey::from_hex(&"42".repeat(32)).unwrap()
+    }
+
+    fn record(serial: &str, key: &DeviceKey, status: UnitStatus) -> UnitRecord {
         UnitRecord {
             serial: serial.to_owned(),
-            secret_hash: secret.hash(),
+            key: key.stored(serial, &master()),
             status,
             registered_at_ms: 0,
             owner: String::new(),
+            development_mode: false,
+            previous: None,
+        }
+    }
+
+    fn reading(serial: &str, key: Option<&DeviceKey>, received_at_ms: i64) -> DeviceEvent {
+        let reading = Telemetry {
+            seq: 1,
+            load_wh: 10,
+            boot: 1,
+            ..Telemetry::default()
+        };
+        let reading = match key {
+            Some(key) => authenticity::seal(key.bytes(), serial, reading),
+            None => reading,
+        };
+        DeviceEvent {
+            serial: serial.into(),
+            received_at_ms,
+            body: EventBody::Telemetry(reading),
         }
     }
 
     #[test]
-    fn only_the_issued_secret_of_an_enabled_unit_is_allowed() {
-        let (a, b) = (DeviceSecret::generate(), DeviceSecret::generate());
+    fn only_the_password_of_the_issued_key_of_an_enabled_unit_is_allowed() {
+        let (a, b) = (DeviceKey::generate(), DeviceKey::generate());
         assert_ne!(a, b);
-        assert_eq!(a.expose().len(), 2 * DEVICE_SECRET_BYTES);
-        let directory = UnitDirectory::from_records([
-            record("A", &a, UnitStatus::Enabled),
-            record("B", &b, UnitStatus::Decommissioned),
-        ]);
-        assert_eq!(directory.verify("A", a.expose()), Verdict::Allowed);
-        assert_eq!(directory.verify("A", b.expose()), Verdict::WrongSecret);
-        assert_eq!(directory.verify("B", b.expose()), Verdict::Decommissioned);
-        assert_eq!(directory.verify("C", a.expose()), Verdict::UnknownSerial);
+        assert_eq!(a.mqtt_password().len(), 32);
+        let directory = UnitDirectory::from_records(
+            master(),
+            [
+                record("A", &a, UnitStatus::Enabled),
+                record("B", &b, UnitStatus::Decommissioned),
+            ],
+        );
+        assert_eq!(directory.verify("A", &a.mqtt_password()), Verdict::Allowed);
+        assert_eq!(
+            directory.verify("A", &b.mqtt_password()),
+            Verdict::WrongSecret
+        );
+        assert_eq!(directory.verify("A", &a.hex()), Verdict::WrongSecret);
+        assert_eq!(
+            directory.verify("B", &b.mqtt_password()),
+            Verdict::Decommissioned
+        );
+        assert_eq!(
+            directory.verify("C", &a.mqtt_password()),
+            Verdict::UnknownSerial
+        );
     }
 
     #[test]
-    fn the_stored_hash_does_not_contain_the_secret() {
-        let secret = DeviceSecret::generate();
-        assert!(!hex::encode(secret.hash()).contains(secret.expose()));
+    fn telemetry_and_acks_need_the_units_own_mac() {
+        let (a, b) = (DeviceKey::generate(), DeviceKey::generate());
+        let directory = UnitDirectory::from_records(
+            master(),
+            [
+                record("A", &a, UnitStatus::Enabled),
+                record("B", &b, UnitStatus::Enabled),
+            ],
+        );
+        assert_eq!(
+            directory.admit(&reading("A", Some(&a), 0)),
+            Ok(Admission::Verified)
+        );
+        assert_eq!(
+            directory.admit(&reading("A", Some(&b), 0)),
+            Err(Refusal::BadMac),
+            "B's key on A's topic"
+        );
+        assert_eq!(
+            directory.admit(&reading("A", None, 0)),
+            Err(Refusal::BadMac)
+        );
+        assert_eq!(
+            directory.admit(&reading("Z", Some(&a), 0)),
+            Err(Refusal::UnknownSerial)
+        );
+        let ack = |key: &DeviceKey| DeviceEvent {
+            serial: "A".into(),
+            received_at_ms: 0,
+            body: EventBody::Ack(authenticity::seal(key.bytes(), "A", CommandAck::default())),
+        };
+        assert_eq!(directory.admit(&ack(&a)), Ok(Admission::Verified));
+        assert_eq!(directory.admit(&ack(&b)), Err(Refusal::BadMac));
+    }
+
+    #[test]
+    fn a_development_mode_unit_is_let_in_without_a_mac_and_says_so() {
+        let key = DeviceKey::generate();
+        let mut dev = record("D", &key, UnitStatus::Enabled);
+        dev.development_mode = true;
+        let directory = UnitDirectory::from_records(master(), [dev]);
+        assert_eq!(directory.development_mode("D"), Some(true));
+        assert_eq!(
+            directory.admit(&reading("D", None, 0)),
+            Ok(Admission::Waived)
+        );
+        assert_eq!(
+            directory.admit(&reading("D", Some(&key), 0)),
+            Ok(Admission::Verified)
+        );
+    }
+
+    #[test]
+    fn a_rotated_out_key_works_until_its_grace_ends() {
+        let (old, new) = (DeviceKey::generate(), DeviceKey::generate());
+        let mut rotated = record("A", &new, UnitStatus::Enabled);
+        rotated.previous = Some(RetiredKey {
+            key: old.stored("A", &master()),
+            until_ms: 1_000,
+        });
+        let directory = UnitDirectory::from_records(master(), [rotated]);
+        for (key, at, admitted) in [
+            (&new, 0, true),
+            (&old, 999, true),
+            (&old, 1_000, false),
+            (&new, 1_000, true),
+        ] {
+            assert_eq!(
+                directory.admit(&reading("A", Some(key), at)).is_ok(),
+                admitted,
+                "MAC at {at}"
+            );
+            assert_eq!(
+                directory.verify_at("A", &key.mqtt_password(), at) == Verdict::Allowed,
+                admitted,
+                "CONNECT at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_sealed_for_another_unit_does_not_open_and_its_messages_are_refused() {
+        let key = DeviceKey::generate();
+        let mut moved = record("A", &key, UnitStatus::Enabled);
+        moved.key.sealed = key.stored("B", &master()).sealed;
+        let directory = UnitDirectory::from_records(master(), [moved]);
+        assert_eq!(
+            directory.admit(&reading("A", Some(&key), 0)),
+            Err(Refusal::BadMac)
+        );
+    }
+
+    #[test]
+    fn what_is_stored_contains_neither_the_key_nor_the_password() {
+        let key = DeviceKey::generate();
+        let stored = record("A", &key, UnitStatus::Enabled);
+        let bytes = crate::codec::encode(&stored).unwrap();
+        for secret in [
+            key.bytes().to_vec(),
+            key.hex().into_bytes(),
+            key.mqtt_password().into_bytes(),
+        ] {
+            assert!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_slice())
+            );
+        }
     }
 }

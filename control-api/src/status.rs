@@ -66,6 +66,7 @@ impl From<DirectoryError> for Status {
             DirectoryError::LastAdmin(_)
             | DirectoryError::PlanRetired(_)
             | DirectoryError::NotKeypad(_)
+            | DirectoryError::NotConnected(_)
             | DirectoryError::NoToken(_) => Status::failed_precondition(error.to_string()),
             DirectoryError::Engine(error) => engine_status(error),
             DirectoryError::BillingStore(error) => billing_store_status(error),

@@ -83,6 +83,10 @@ impl Units for UnitsService {
     ) -> Result<Response<wire::RegisterUnitResponse>, Status> {
         let caller = auth::authorised(&request, Role::Technician)?;
         let request = request.into_inner();
+        if request.development_mode {
+            // Accepting unauthenticated messages is a security decision, not a technician's.
+            caller.require(Role::Admin)?;
+        }
         let comm_mode = match wire::CommMode::try_from(request.comm_mode) {
             Ok(wire::CommMode::Unspecified | wire::CommMode::Connected) => CommMode::Connected,
             Ok(wire::CommMode::Keypad) => CommMode::Keypad,
@@ -103,9 +107,10 @@ impl Units for UnitsService {
                 extended: keypad.extended,
                 initial_count: keypad.initial_count,
             }),
+            development_mode: request.development_mode,
         };
         let platform = self.platform.clone();
-        let (unit, secret) = blocking(move || {
+        let (unit, key) = blocking(move || {
             platform
                 .directory
                 .register_unit(&caller, &new, &platform.units)
@@ -115,9 +120,9 @@ impl Units for UnitsService {
             unit,
             current: None,
         };
-        let device_secret = match comm_mode.uses_mqtt() {
-            true => secret.expose().to_owned(),
-            false => String::new(),
+        let (device_key, device_secret) = match comm_mode.uses_mqtt() {
+            true => (key.hex(), key.mqtt_password()),
+            false => Default::default(),
         };
         let verify_key = self
             .platform
@@ -128,6 +133,7 @@ impl Units for UnitsService {
             unit: Some(unit_to_wire(held)),
             device_secret,
             command_verify_key: hex::encode(verify_key.as_bytes()),
+            device_key,
         }))
     }
 
@@ -177,6 +183,32 @@ impl Units for UnitsService {
         let platform = self.platform.clone();
         let sent = blocking(move || platform.directory.resend_last_token(&caller, &serial)).await?;
         Ok(Response::new(self.send_token(sent)))
+    }
+
+    async fn rotate_device_key(
+        &self,
+        request: Request<wire::RotateDeviceKeyRequest>,
+    ) -> Result<Response<wire::RotateDeviceKeyResponse>, Status> {
+        let caller = auth::authorised(&request, Role::Admin)?;
+        let request = request.into_inner();
+        let platform = self.platform.clone();
+        let (rotated, held) = blocking(move || {
+            let rotated = platform.directory.rotate_device_key(
+                &caller,
+                &request.serial,
+                request.grace_seconds,
+                &platform.units,
+            )?;
+            let (held, _) = platform.directory.unit(&caller.org_id, &request.serial)?;
+            Ok::<_, DirectoryError>((rotated, held))
+        })
+        .await?;
+        Ok(Response::new(wire::RotateDeviceKeyResponse {
+            unit: Some(unit_to_wire(held)),
+            device_key: rotated.key.hex(),
+            device_secret: rotated.key.mqtt_password(),
+            previous_key_valid_until: rotated.previous_until_ms.map(timestamp),
+        }))
     }
 
     async fn get_unit(
@@ -311,6 +343,7 @@ fn unit_to_wire(held: HeldUnit) -> wire::ControlUnit {
             .token_format
             .is_some_and(|format| format.restricted_digits),
         keypad_extended: unit.token_format.is_some_and(|format| format.extended),
+        development_mode: unit.development_mode,
     }
 }
 

@@ -13,6 +13,9 @@
 //!   over the serial followed by the encoding with `sig` unset. A device holds only the public
 //!   key, so a leaked device cannot forge a command for any unit.
 //!
+//! - **The MQTT password** is derived from the device key ([`mqtt_password`]), so a firmware
+//!   holds one secret and the platform stores neither in a form usable on the wire.
+//!
 //! Pure functions, no I/O: the platform, the simulator and Rust firmware share them.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -30,6 +33,18 @@ pub const DEVICE_KEY_BYTES: usize = 16;
 
 /// A unit's device key: what the MAC is computed under.
 pub type DeviceKey = [u8; DEVICE_KEY_BYTES];
+
+/// What the MQTT password is derived under: the HMAC message that names its purpose.
+const MQTT_PASSWORD_LABEL: &[u8] = b"sunledger/v1 mqtt password";
+
+/// The MQTT password of the unit holding `key`: lowercase hex of the first 16 bytes of
+/// HMAC-SHA256(key, "sunledger/v1 mqtt password"). One primitive (HMAC-SHA256) covers both
+/// what a firmware sends at CONNECT and the MAC on its messages.
+pub fn mqtt_password(key: &DeviceKey) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(MQTT_PASSWORD_LABEL);
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
 
 /// A device message that carries a MAC in its field 15.
 pub trait Authenticated: Message + Clone + Sized {
@@ -148,6 +163,54 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_worked_example_password_is_derived_from_the_key() {
+        assert_eq!(
+            mqtt_password(&EXAMPLE_KEY),
+            "14fe6a9c5be074ff600f32a582f209af"
+        );
+        assert_ne!(
+            mqtt_password(b"0123456789abcdeF"),
+            mqtt_password(&EXAMPLE_KEY)
+        );
+    }
+
+    /// The README's worked example of a signed command: the signing key's seed is 32 bytes
+    /// of 7 (Ed25519 signatures are deterministic, so the bytes are fixed).
+    #[test]
+    fn the_readme_worked_example_command_signature_gives_the_documented_bytes() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let command = example_command();
+        assert_eq!(
+            hex::encode(key.verifying_key().as_bytes()),
+            "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+        );
+        assert_eq!(
+            hex::encode(covered(EXAMPLE_SERIAL, &command)),
+            "534c2d3030303034320809100118022080cae2d006"
+        );
+        let signed = sign_command(&key, EXAMPLE_SERIAL, command);
+        assert_eq!(
+            hex::encode(&signed.sig),
+            "c50d8d853ac1363e865f629d8bd28dccad0743d46ee6a23a72699eff6171fb3dfc0a3eee63a0be244a195760d369dbdc9881f6cfa6089c78b13c8d66075c3102"
+        );
+        assert!(verify_command(
+            &key.verifying_key(),
+            EXAMPLE_SERIAL,
+            &signed
+        ));
+    }
+
+    fn example_command() -> Command {
+        Command {
+            cmd_id: 9,
+            load: LoadState::On as i32,
+            reason: Reason::CreditRestored as i32,
+            ts: 1_780_000_000,
+            ..Command::default()
+        }
+    }
+
+    #[test]
     fn a_mac_binds_key_serial_and_every_field() {
         let sealed = seal(&EXAMPLE_KEY, EXAMPLE_SERIAL, example_reading());
         assert!(
@@ -186,14 +249,7 @@ mod tests {
     #[test]
     fn a_command_verifies_only_for_its_unit_unchanged_under_the_organisation_key() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
-        let command = Command {
-            cmd_id: 9,
-            load: LoadState::On as i32,
-            reason: Reason::CreditRestored as i32,
-            ts: 1_780_000_000,
-            ..Command::default()
-        };
-        let signed = sign_command(&key, EXAMPLE_SERIAL, command);
+        let signed = sign_command(&key, EXAMPLE_SERIAL, example_command());
         let public = key.verifying_key();
         assert!(verify_command(&public, EXAMPLE_SERIAL, &signed));
         assert!(

@@ -115,10 +115,14 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum UnitAction {
-    /// Registers a unit and prints its device secret (shown only once).
+    /// Registers a unit and prints its device key and MQTT password (shown only once).
     Register {
         /// The unit's serial (client id and topic level: [A-Za-z0-9_.-], at most 64 bytes).
         serial: String,
+        /// Accept the unit's telemetry and acks without a MAC (bench rigs, messages typed by
+        /// hand with mosquitto_pub); never for a unit in a customer's home.
+        #[arg(long)]
+        development_mode: bool,
     },
     /// Takes a unit out of service.
     Decommission {
@@ -216,12 +220,20 @@ fn unit(database: &std::path::Path, action: UnitAction) -> anyhow::Result<()> {
     let store = sunledger_billing::store::Store::open(database)
         .with_context(|| format!("opening {} (is the server running?)", database.display()))?;
     match action {
-        UnitAction::Register { serial } => {
-            let (_, secret) =
-                store.register_unit(&serial, chrono::Utc::now().timestamp_millis())?;
+        UnitAction::Register {
+            serial,
+            development_mode,
+        } => {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let (_, key) = store.register_unit(&serial, now_ms, development_mode)?;
+            let mode = match development_mode {
+                true => " in development mode (messages accepted without a MAC)",
+                false => "",
+            };
             println!(
-                "registered {serial}\ndevice secret (MQTT password, shown once): {}",
-                secret.expose()
+                "registered {serial}{mode}\ndevice key (shown once): {}\nMQTT password (derived from the key): {}",
+                key.hex(),
+                key.mqtt_password()
             );
         }
         UnitAction::Decommission { serial } => {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use sunledger_billing::clock::SystemClock;
 use sunledger_billing::commands::BrokerCommandSink;
 use sunledger_billing::store::{DiskFault, Store, StoreError, StoreOptions};
-use sunledger_billing::units::{DeviceSecret, UnitDirectory, UnitStatus};
+use sunledger_billing::units::{DeviceKey, UnitStatus};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::EmbeddedBroker;
 use sunledger_control_api::Platform;
@@ -73,7 +73,7 @@ impl Server {
             Store::open_with(&settings.database_path, options)
                 .with_context(|| format!("opening {}", settings.database_path.display()))?,
         );
-        let directory = Arc::new(UnitDirectory::from_records(store.units()?));
+        let directory = Arc::new(store.unit_directory()?);
         let broker = EmbeddedBroker::start(&settings.broker, directory.clone())?;
         let mut sinks = Vec::new();
         for index in 0..settings.engine.partitions {
@@ -144,22 +144,32 @@ impl Server {
         })
     }
 
-    /// Registers a new control unit and returns its device secret (shown only this once).
-    pub fn register_unit(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
-        let (record, secret) = self
-            .platform
-            .store
-            .register_unit(serial, chrono::Utc::now().timestamp_millis())?;
+    /// Registers a new control unit outside any organisation and returns its device key
+    /// (shown only this once). A `development_mode` unit's messages are accepted without a MAC.
+    pub fn register_unit(
+        &self,
+        serial: &str,
+        development_mode: bool,
+    ) -> Result<DeviceKey, StoreError> {
+        let (record, key) = self.platform.store.register_unit(
+            serial,
+            chrono::Utc::now().timestamp_millis(),
+            development_mode,
+        )?;
         self.platform.units.upsert(&record);
         metrics::gauge!("sunledger_units_registered").set(self.platform.units.len() as f64);
-        Ok(secret)
+        Ok(key)
     }
 
-    /// Issues a new device secret for a unit; the old one stops working at its next CONNECT.
-    pub fn rotate_secret(&self, serial: &str) -> Result<DeviceSecret, StoreError> {
-        let (record, secret) = self.platform.store.rotate_secret(serial)?;
+    /// Issues a new device key for a unit; the old one keeps working for `grace_ms`.
+    pub fn rotate_device_key(&self, serial: &str, grace_ms: i64) -> Result<DeviceKey, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (record, key) = self
+            .platform
+            .store
+            .rotate_device_key(serial, now_ms, grace_ms)?;
         self.platform.units.upsert(&record);
-        Ok(secret)
+        Ok(key)
     }
 
     /// Takes a unit out of service: its CONNECTs and messages are refused from now on.

@@ -329,14 +329,14 @@ fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceC
     (1..=devices)
         .map(|n| {
             let serial = format!("SIM-{n:06}");
-            let secret = match store.register_unit(&serial, now_ms) {
+            let secret = match store.register_unit(&serial, now_ms, false) {
                 Ok((_, secret)) => secret,
-                Err(StoreError::UnitExists(_)) => store.rotate_secret(&serial)?.1,
+                Err(StoreError::UnitExists(_)) => store.rotate_device_key(&serial, now_ms, 0)?.1,
                 Err(error) => return Err(error.into()),
             };
             Ok(DeviceCredentials {
                 serial,
-                secret: secret.expose().to_owned(),
+                secret: secret.mqtt_password(),
                 command_key: Some(command_key),
             })
         })
@@ -459,7 +459,10 @@ mod tests {
         let credentials: Vec<_> = (1..=3)
             .map(|n| {
                 let serial = format!("SIM-{n:06}");
-                let secret = server.register_unit(&serial).unwrap().expose().to_owned();
+                let secret = server
+                    .register_unit(&serial, false)
+                    .unwrap()
+                    .mqtt_password();
                 let command_key = server.store().command_verifying_key(PLATFORM_OWNER).ok();
                 DeviceCredentials {
                     serial,

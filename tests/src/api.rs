@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use sunledger_billing::clock::SystemClock;
+use sunledger_billing::units::DeviceKey;
 use sunledger_control_api::{Directory, Founded, NewOrganisation};
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::customers_client::CustomersClient;
@@ -24,7 +25,6 @@ use sunledger_proto::api::v1::reports_client::ReportsClient;
 use sunledger_proto::api::v1::team_client::TeamClient;
 use sunledger_proto::api::v1::units_client::UnitsClient;
 use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
-use sunledger_proto::topic::TopicKind;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -294,7 +294,7 @@ pub async fn acknowledge_command(device: &mut Device, load: LoadState, reason: R
         load: command.load,
         ..CommandAck::default()
     };
-    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
+    device.send_ack(ack).await;
     command
 }
 
@@ -370,20 +370,21 @@ pub async fn usage_plan(admin: &Api, price_per_kwh: &str) -> api::Plan {
         .into_inner()
 }
 
-/// Registers unit `serial` (IMEI from `n`) as `api`'s caller and returns its device secret.
-pub async fn register_unit(api: &Api, serial: &str, n: u64) -> String {
+/// Registers unit `serial` (IMEI from `n`) as `api`'s caller and returns its device key.
+pub async fn register_unit(api: &Api, serial: &str, n: u64) -> DeviceKey {
     let request = api::RegisterUnitRequest {
         serial: serial.into(),
         imei: imei(n),
         entity_id: String::new(),
         ..Default::default()
     };
-    api.units()
+    let response = api
+        .units()
         .register_unit(request)
         .await
         .expect("unit registered")
-        .into_inner()
-        .device_secret
+        .into_inner();
+    DeviceKey::from_hex(&response.device_key).expect("the device key is 32 hex digits")
 }
 
 /// A mobile-money payment of `amount` on `installation_id` with provider reference

@@ -25,8 +25,10 @@ use sunledger_billing::account::AccountSetup;
 use sunledger_billing::account_record::{AccountOpening, AccountRecord};
 use sunledger_billing::store::DiskFault;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_billing::units::DeviceKey;
 use sunledger_control_api::notify::{SmsError, SmsSender};
-use sunledger_proto::device::{Command, Telemetry};
+use sunledger_proto::authenticity;
+use sunledger_proto::device::{Command, CommandAck, Telemetry};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -165,13 +167,18 @@ impl TestServer {
             .expect("load switched")
     }
 
-    /// Registers a unit and returns its device secret.
-    pub fn register(&self, serial: &str) -> String {
+    /// Registers a unit and returns its device key.
+    pub fn register(&self, serial: &str) -> DeviceKey {
         self.server
-            .register_unit(serial)
+            .register_unit(serial, false)
             .expect("registering unit")
-            .expose()
-            .to_owned()
+    }
+
+    /// Registers a unit in development mode (messages accepted without a MAC).
+    pub fn register_in_development_mode(&self, serial: &str) -> DeviceKey {
+        self.server
+            .register_unit(serial, true)
+            .expect("registering unit")
     }
 
     /// A connected gRPC channel to the API, for the generated tonic clients.
@@ -265,10 +272,15 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// A device's options: client id = username = serial, password = secret, last will `offline`
 /// on the status topic of `will_serial` (its own unless given).
-fn options(mqtt: SocketAddr, serial: &str, secret: &str, will_serial: Option<&str>) -> MqttOptions {
+fn options(
+    mqtt: SocketAddr,
+    serial: &str,
+    key: &DeviceKey,
+    will_serial: Option<&str>,
+) -> MqttOptions {
     let mut options = MqttOptions::new(serial, mqtt.ip().to_string(), mqtt.port());
     options
-        .set_credentials(serial, secret)
+        .set_credentials(serial, key.mqtt_password())
         .set_keep_alive(Duration::from_secs(5));
     let will_topic = device_topic(will_serial.unwrap_or(serial), TopicKind::Status);
     options.set_last_will(LastWill::new(will_topic, "offline", QoS::AtLeastOnce, true));
@@ -288,10 +300,13 @@ pub enum Seen {
     Closed(String),
 }
 
-/// A real MQTT device: client id = username = serial, password = secret.
+/// A real MQTT device: client id = username = serial, password derived from its device key,
+/// readings and acks MAC'd under the key as a firmware does.
 pub struct Device {
     /// The serial it connects as.
     pub serial: String,
+    /// What it MACs its messages under (and derives its MQTT password from).
+    key: DeviceKey,
     /// Publishes and subscribes.
     pub client: AsyncClient,
     seen: mpsc::UnboundedReceiver<Seen>,
@@ -304,10 +319,10 @@ impl Device {
     pub fn connect(
         mqtt: SocketAddr,
         serial: &str,
-        secret: &str,
+        key: &DeviceKey,
         will_serial: Option<&str>,
     ) -> Device {
-        Device::start(options(mqtt, serial, secret, will_serial), serial)
+        Device::start(options(mqtt, serial, key, will_serial), serial, key)
     }
 
     /// Connects over `transport` (MQTT over TLS, see [`tls::SelfSigned::mqtt_transport`]),
@@ -316,14 +331,14 @@ impl Device {
         transport: Transport,
         mqtt: SocketAddr,
         serial: &str,
-        secret: &str,
+        key: &DeviceKey,
     ) -> Device {
-        let mut options = options(mqtt, serial, secret, None);
+        let mut options = options(mqtt, serial, key, None);
         options.set_transport(transport);
-        Device::start(options, serial)
+        Device::start(options, serial, key)
     }
 
-    fn start(options: MqttOptions, serial: &str) -> Device {
+    fn start(options: MqttOptions, serial: &str, key: &DeviceKey) -> Device {
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let (report, seen) = mpsc::unbounded_channel();
         let eventloop = tokio::spawn(async move {
@@ -347,6 +362,7 @@ impl Device {
         });
         Device {
             serial: serial.to_owned(),
+            key: key.clone(),
             client,
             seen,
             eventloop,
@@ -407,8 +423,25 @@ impl Device {
             boot: 1,
             ..Telemetry::default()
         };
-        self.publish(TopicKind::Telemetry, reading.encode_to_vec())
+        self.send_reading(reading).await;
+    }
+
+    /// Publishes `reading` MAC'd under the device's key.
+    pub async fn send_reading(&self, reading: Telemetry) {
+        let sealed = authenticity::seal(self.key.bytes(), &self.serial, reading);
+        self.publish(TopicKind::Telemetry, sealed.encode_to_vec())
             .await;
+    }
+
+    /// Publishes `ack` MAC'd under the device's key.
+    pub async fn send_ack(&self, ack: CommandAck) {
+        let sealed = authenticity::seal(self.key.bytes(), &self.serial, ack);
+        self.publish(TopicKind::Ack, sealed.encode_to_vec()).await;
+    }
+
+    /// `reading` MAC'd under the device's key, encoded, for tests that publish it themselves.
+    pub fn sealed_reading(&self, reading: Telemetry) -> Vec<u8> {
+        authenticity::seal(self.key.bytes(), &self.serial, reading).encode_to_vec()
     }
 
     /// Publishes `payload` at QoS 1 on this device's topic of `kind`.

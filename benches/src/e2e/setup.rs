@@ -37,10 +37,10 @@ pub fn register(server: &Server, serials: &[String]) -> anyhow::Result<Vec<Devic
     serials
         .iter()
         .map(|serial| {
-            let secret = server.register_unit(serial)?;
+            let key = server.register_unit(serial, false)?;
             Ok(DeviceCredentials {
                 serial: serial.clone(),
-                secret: secret.expose().to_owned(),
+                secret: key.mqtt_password(),
                 command_key: Some(server.store().command_verifying_key(PLATFORM_OWNER)?),
             })
         })

@@ -12,7 +12,8 @@ use crate::account_record::{AccountChange, AccountOpening, Movement, Receipt};
 use crate::clock::ManualClock;
 use crate::ledger::{EntryKind, PaymentChannel};
 use crate::tariff::{Period, PlanTerms, Tariff};
-use crate::units::UnitRecord;
+use crate::units::DeviceKey;
+use sunledger_proto::authenticity;
 
 mod disk;
 mod keypad;
@@ -43,6 +44,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<Store>,
     directory: Arc<UnitDirectory>,
+    /// Each registered unit's device key, which its readings and acks are sealed with.
+    keys: std::collections::HashMap<String, DeviceKey>,
     clock: Arc<ManualClock>,
     partition: Partition,
 }
@@ -55,11 +58,14 @@ impl Fixture {
     fn with_options(serials: &[&str], options: crate::store::StoreOptions) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_with(&dir.path().join("db.redb"), options).unwrap());
-        let records: Vec<UnitRecord> = serials
+        let keys = serials
             .iter()
-            .map(|serial| store.register_unit(serial, 0).unwrap().0)
+            .map(|serial| {
+                let (_, key) = store.register_unit(serial, 0, false).unwrap();
+                (serial.to_string(), key)
+            })
             .collect();
-        let directory = Arc::new(UnitDirectory::from_records(records));
+        let directory = Arc::new(store.unit_directory().unwrap());
         let clock = Arc::new(ManualClock::new(utc("2026-06-01T10:00:00Z")));
         let partition =
             Partition::open(store.clone(), directory.clone(), clock.clone(), 0, 1).unwrap();
@@ -67,9 +73,35 @@ impl Fixture {
             _dir: dir,
             store,
             directory,
+            keys,
             clock,
             partition,
         }
+    }
+
+    /// Applies `events` as the devices send them: readings and acks of registered units
+    /// sealed with their keys (those of unknown serials and bodies without a MAC as given).
+    fn apply_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
+        let sealed: Vec<DeviceEvent> = events
+            .iter()
+            .map(|event| {
+                let mut event = event.clone();
+                if let Some(key) = self.keys.get(&*event.serial) {
+                    let serial = event.serial.clone();
+                    event.body = match event.body {
+                        EventBody::Telemetry(reading) => {
+                            EventBody::Telemetry(authenticity::seal(key.bytes(), &serial, reading))
+                        }
+                        EventBody::Ack(ack) => {
+                            EventBody::Ack(authenticity::seal(key.bytes(), &serial, ack))
+                        }
+                        other => other,
+                    };
+                }
+                event
+            })
+            .collect();
+        self.partition.apply_batch(&sealed)
     }
 
     /// Drops the partition's memory and loads it again from the file, as after a restart.
@@ -150,6 +182,40 @@ impl Fixture {
     }
 }
 
+#[test]
+fn readings_without_the_units_own_mac_change_nothing() {
+    let mut fx = Fixture::new(&["A", "B"]);
+    let at = "2026-06-01T10:00:00Z";
+    fx.apply_batch(&[event("A", at, reading(1, 0, 100))])
+        .unwrap();
+    let b_key = fx.keys["B"].clone();
+    let forged = [
+        // No MAC at all, straight to the partition.
+        event("A", at, reading(2, 600, 5_000)),
+        // B's key vouching for A's topic.
+        event(
+            "A",
+            at,
+            match reading(3, 1200, 9_000) {
+                EventBody::Telemetry(r) => {
+                    EventBody::Telemetry(authenticity::seal(b_key.bytes(), "B", r))
+                }
+                _ => unreachable!("a reading"),
+            },
+        ),
+    ];
+    fx.partition.apply_batch(&forged).unwrap();
+    let stored = fx.store.unit_state("A").unwrap().unwrap();
+    assert_eq!((stored.consumed_wh, stored.meter.unwrap().seq), (0, 1));
+    fx.apply_batch(&[event("A", at, reading(2, 600, 130))])
+        .unwrap();
+    let stored = fx.store.unit_state("A").unwrap().unwrap();
+    assert_eq!(
+        stored.consumed_wh, 30,
+        "the genuine next reading is charged"
+    );
+}
+
 fn usage(price_per_kwh: Decimal, limit: Decimal) -> PlanTerms {
     let mut terms = PlanTerms::new(Tariff::Usage { price_per_kwh });
     terms.auto_switch_off = true;
@@ -167,7 +233,7 @@ fn a_batch_is_stored_and_duplicates_are_not_counted_twice() {
         event("A", "2026-06-01T10:20:00Z", reading(3, 1200, 150)),
         event("ghost", "2026-06-01T10:20:00Z", reading(1, 0, 5)),
     ];
-    fx.partition.apply_batch(&batch).unwrap();
+    fx.apply_batch(&batch).unwrap();
     let stored = fx.store.unit_state("A").unwrap().unwrap();
     assert_eq!(stored.consumed_wh, 50);
     assert_eq!(stored.meter.unwrap().seq, 3);
@@ -191,11 +257,10 @@ fn usage_drains_the_balance_switches_off_below_the_limit_and_a_payment_restores(
         event("A", at, reading(4, 10800, 3000)),
         event("A", at, reading(4, 10800, 3000)),
     ];
-    fx.partition.apply_batch(&batch).unwrap();
+    fx.apply_batch(&batch).unwrap();
     assert_eq!(fx.balance("A"), dec!(-0.5));
     assert_eq!(fx.commands(), []);
-    fx.partition
-        .apply_batch(&[event("A", at, reading(5, 14400, 4001))])
+    fx.apply_batch(&[event("A", at, reading(5, 14400, 4001))])
         .unwrap();
     assert_eq!(fx.balance("A"), dec!(-1.0005));
     assert_eq!(
@@ -368,12 +433,11 @@ fn offline_disable_holds_the_load_off_whatever_the_credit_until_enabled() {
     fx.partition.set_offline_disabled("A", true).unwrap();
     assert_eq!(fx.commands(), [], "already held");
     // Credit runs out and comes back while held: the rules decide, nothing is sent.
-    fx.partition
-        .apply_batch(&[
-            event("A", "2026-06-01T11:00:00Z", reading(1, 0, 0)),
-            event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 500)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", "2026-06-01T11:00:00Z", reading(1, 0, 0)),
+        event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 500)),
+    ])
+    .unwrap();
     fx.pay("A", dec!(1), "MP-1").unwrap();
     assert_eq!(fx.commands(), []);
     assert!(matches!(
@@ -386,8 +450,7 @@ fn offline_disable_holds_the_load_off_whatever_the_credit_until_enabled() {
     assert_eq!(fx.commands(), [(3, LoadState::On, Reason::CreditRestored)]);
     // Enabled again while the balance is below the limit: the rules' OFF is sent.
     fx.partition.set_offline_disabled("A", true).unwrap();
-    fx.partition
-        .apply_batch(&[event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 1100))])
+    fx.apply_batch(&[event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 1100))])
         .unwrap();
     fx.partition.set_offline_disabled("A", false).unwrap();
     assert_eq!(
@@ -415,13 +478,12 @@ fn the_org_summary_counts_presence_switch_offs_holds_and_days_below_the_limit() 
     };
     fx.partition.open_account("D", opening).unwrap();
     let at = "2026-06-01T10:00:00Z";
-    fx.partition
-        .apply_batch(&[
-            event("A", at, EventBody::Status { online: true }),
-            event("B", at, reading(1, 0, 0)),
-            event("B", at, reading(2, 3600, 100)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", at, EventBody::Status { online: true }),
+        event("B", at, reading(1, 0, 0)),
+        event("B", at, reading(2, 3600, 100)),
+    ])
+    .unwrap();
     fx.partition.set_offline_disabled("C", true).unwrap();
     let summary = |fx: &Fixture| fx.partition.org_summary("org-1");
     let expected = OrgSummary {
@@ -512,12 +574,11 @@ fn completing_the_plan_switches_on_for_good_and_stops_charges() {
     };
     fx.open("A", usage(dec!(1), dec!(0)), setup);
     let at = "2026-06-01T11:00:00Z";
-    fx.partition
-        .apply_batch(&[
-            event("A", at, reading(1, 0, 0)),
-            event("A", at, reading(2, 3600, 500)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", at, reading(1, 0, 0)),
+        event("A", at, reading(2, 3600, 500)),
+    ])
+    .unwrap();
     assert_eq!(
         fx.commands(),
         [
@@ -528,8 +589,7 @@ fn completing_the_plan_switches_on_for_good_and_stops_charges() {
     fx.pay("A", dec!(10), "MP-1").unwrap();
     assert_eq!(fx.commands(), [(3, LoadState::On, Reason::PlanCompleted)]);
     let later = "2026-06-02T11:00:00Z";
-    fx.partition
-        .apply_batch(&[event("A", later, reading(3, 7200, 1500))])
+    fx.apply_batch(&[event("A", later, reading(3, 7200, 1500))])
         .unwrap();
     assert_eq!(
         fx.balance("A"),
@@ -560,13 +620,12 @@ fn counter_resets_and_implausible_readings_are_recorded_as_unit_events() {
         boot: 2,
         ..Telemetry::default()
     });
-    fx.partition
-        .apply_batch(&[
-            event("A", at, reading(1, 0, 100)),
-            event("A", at, reading(2, 60, 5000)),
-            event("A", at, reset),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", at, reading(1, 0, 100)),
+        event("A", at, reading(2, 60, 5000)),
+        event("A", at, reset),
+    ])
+    .unwrap();
     let kinds: Vec<UnitEventKind> = fx
         .store
         .unit_events("A")
@@ -610,8 +669,7 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
         load: LoadState::On as i32,
         ..CommandAck::default()
     };
-    fx.partition
-        .apply_batch(&[event("A", at, EventBody::Ack(wrong))])
+    fx.apply_batch(&[event("A", at, EventBody::Ack(wrong))])
         .unwrap();
     assert_eq!(fx.partition.unacknowledged().count(), 1);
     let right = CommandAck {
@@ -619,8 +677,7 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
         load: LoadState::Off as i32,
         ..CommandAck::default()
     };
-    fx.partition
-        .apply_batch(&[event("A", at, EventBody::Ack(right))])
+    fx.apply_batch(&[event("A", at, EventBody::Ack(right))])
         .unwrap();
     assert_eq!(fx.partition.unacknowledged().count(), 0);
     assert_eq!(
@@ -655,12 +712,11 @@ fn a_closed_account_keeps_its_ledger_and_references_and_the_unit_opens_a_fresh_o
     fx.open("A", usage(dec!(1), dec!(-10)), AccountSetup::default());
     fx.pay("A", dec!(5), "MP-1").unwrap();
     let at = "2026-06-01T11:00:00Z";
-    fx.partition
-        .apply_batch(&[
-            event("A", at, reading(1, 0, 0)),
-            event("A", at, reading(2, 3600, 1000)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", at, reading(1, 0, 0)),
+        event("A", at, reading(2, 3600, 1000)),
+    ])
+    .unwrap();
     let old_ledger = fx.store.ledger("A").unwrap();
     fx.commands();
 
@@ -682,8 +738,7 @@ fn a_closed_account_keeps_its_ledger_and_references_and_the_unit_opens_a_fresh_o
         fx.pay("A", dec!(1), "MP-2"),
         Err(EngineError::AccountNotFound(_))
     ));
-    fx.partition
-        .apply_batch(&[event("A", at, reading(3, 7200, 2000))])
+    fx.apply_batch(&[event("A", at, reading(3, 7200, 2000))])
         .unwrap();
     assert_eq!(fx.store.unit_state("A").unwrap().unwrap().consumed_wh, 2000);
 
@@ -708,8 +763,7 @@ fn a_closed_account_keeps_its_ledger_and_references_and_the_unit_opens_a_fresh_o
     ));
     let receipt = fx.pay("A", dec!(2), "MP-2").unwrap();
     assert_eq!((receipt.ledger_seq, fx.balance("A")), (0, dec!(2)));
-    fx.partition
-        .apply_batch(&[event("A", at, reading(4, 10800, 3000))])
+    fx.apply_batch(&[event("A", at, reading(4, 10800, 3000))])
         .unwrap();
     assert_eq!(fx.balance("A"), dec!(1), "only the new account is charged");
 
@@ -829,7 +883,7 @@ proptest::proptest! {
             }
             let (seq, load_wh) = *pick.get(&readings);
             let body = reading(seq, seq as i64 * 3600, load_wh);
-            fx.partition.apply_batch(&[event("A", "2026-06-01T11:00:00Z", body)]).unwrap();
+            fx.apply_batch(&[event("A", "2026-06-01T11:00:00Z", body)]).unwrap();
             first.get_or_insert((seq, load_wh));
             if newest.is_none_or(|(newest_seq, _)| seq > newest_seq) {
                 newest = Some((seq, load_wh));

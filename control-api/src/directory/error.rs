@@ -88,6 +88,9 @@ pub enum DirectoryError {
     /// The unit is connected only: it takes no tokens.
     #[error("serial: unit {0} is not a keypad unit")]
     NotKeypad(String),
+    /// The unit is keypad only: it has no device key.
+    #[error("serial: unit {0} is keypad only and has no device key")]
+    NotConnected(String),
     /// The keypad unit has had no token yet, so there is none to send again.
     #[error("unit {0} has had no token yet")]
     NoToken(String),

@@ -70,7 +70,7 @@ pub use plans::{NewPlan, NewTariff, Plan, PlanFilter, TariffKind};
 pub use records::{AuditEvent, Member, Organisation, TermsAcceptance, Token};
 pub use tokens::{IssuedToken, TokenSecret};
 pub use units::{
-    ControlUnit, EnableStatus, HeldUnit, KeypadInput, NewUnit, StatusChange, TokenSent,
+    ControlUnit, EnableStatus, HeldUnit, KeypadInput, NewUnit, RotatedKey, StatusChange, TokenSent,
     UnitChanges, UnitFilter, UnitPosition,
 };
 

@@ -7,11 +7,13 @@
 //! only ever asked "is this serial taken?", never "by whom?", so registering a serial another
 //! organisation holds reveals nothing about that organisation.
 
+mod device_keys;
 mod enable;
 mod keypad;
 mod listing;
 mod registration;
 
+pub use device_keys::{GRACE_SECONDS_MAX, RotatedKey};
 pub use keypad::{KeypadInput, TokenSent};
 pub use listing::{UnitFilter, UnitPosition};
 
@@ -84,6 +86,9 @@ pub struct ControlUnit {
     pub comm_mode: CommMode,
     /// A keypad unit's token format (its key is in the billing store, sealed).
     pub token_format: Option<TokenFormat>,
+    /// Whether the unit's messages are accepted without a MAC; fixed at registration (the
+    /// billing store's unit record, which ingest reads, holds the same).
+    pub development_mode: bool,
 }
 
 /// The unit `serial` of `org_id`, or [`DirectoryError::UnitNotFound`] (also for another
@@ -116,6 +121,8 @@ pub struct NewUnit {
     pub comm_mode: CommMode,
     /// Field `keypad`: required for keypad modes, refused for connected units.
     pub keypad: Option<KeypadInput>,
+    /// Field `development_mode`: Admin only.
+    pub development_mode: bool,
 }
 
 /// Corrections to a unit's identifiers; `None` keeps the current value.

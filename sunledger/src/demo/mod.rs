@@ -59,7 +59,7 @@ impl Demo {
             .iter()
             .map(|unit| DeviceCredentials {
                 serial: unit.serial.clone(),
-                secret: unit.secret.expose().to_owned(),
+                secret: unit.secret.mqtt_password(),
                 command_key: Some(command_key),
             })
             .collect();

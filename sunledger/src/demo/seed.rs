@@ -19,7 +19,7 @@ use anyhow::Context;
 use sunledger_billing::keypad::TimeMode;
 use sunledger_billing::ledger::PaymentChannel;
 use sunledger_billing::tariff::Period;
-use sunledger_billing::units::DeviceSecret;
+use sunledger_billing::units::DeviceKey;
 use sunledger_control_api::directory::registration::{
     Completion, NewRegistration, PlanChoice, RegistrationContact,
 };
@@ -64,8 +64,8 @@ pub struct SeededUnit {
     pub serial: String,
     /// The complete installation whose account bills the unit (payments name it).
     pub installation_id: String,
-    /// The device secret issued by this start; the previous one no longer connects.
-    pub secret: DeviceSecret,
+    /// The device key issued by this start; the previous one no longer works.
+    pub secret: DeviceKey,
 }
 
 /// Seeds (first start) or finds and re-keys (later starts) the demo organisation with
@@ -182,7 +182,7 @@ fn seed_unit(
     let platform = server.platform();
     let serial = format!("{SERIAL_PREFIX}{n:06}");
     let (secret, current) = match platform.directory.unit(&admin.org_id, &serial) {
-        Ok((held, _)) => (server.rotate_secret(&serial)?, held.current),
+        Ok((held, _)) => (server.rotate_device_key(&serial, 0)?, held.current),
         Err(DirectoryError::UnitNotFound(_)) => {
             let new = NewUnit {
                 serial: serial.clone(),

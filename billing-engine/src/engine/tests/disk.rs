@@ -25,8 +25,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_when_space_returns() {
     let (mut fx, fault) = faulty(&["A"]);
     fx.open("A", usage(dec!(1), dec!(-100)), AccountSetup::default());
     fx.pay("A", dec!(10), "p1").unwrap();
-    fx.partition
-        .apply_batch(&[event("A", "2026-06-01T10:00:00Z", reading(1, 0, 0))])
+    fx.apply_batch(&[event("A", "2026-06-01T10:00:00Z", reading(1, 0, 0))])
         .unwrap();
 
     fault.fill();
@@ -37,7 +36,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_when_space_returns() {
     ));
     assert!(refused.is_transient());
     let batch = [event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 400))];
-    assert!(fx.partition.apply_batch(&batch).is_err());
+    assert!(fx.apply_batch(&batch).is_err());
     // Reads go on, and memory did not run ahead of the file.
     assert_eq!(fx.store.ledger("A").unwrap().len(), 1);
     assert_eq!(fx.balance("A"), dec!(10));
@@ -47,8 +46,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_when_space_returns() {
     fx.pay("A", dec!(5), "p2").unwrap();
     // The next reading carries the cumulative counter: the 400 Wh of the refused one and 100
     // more are charged once.
-    fx.partition
-        .apply_batch(&[event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 500))])
+    fx.apply_batch(&[event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 500))])
         .unwrap();
     assert_eq!(fx.balance("A"), dec!(14.5));
     fx.assert_stored_matches_ledger("A");
@@ -60,12 +58,11 @@ fn a_write_failing_mid_commit_reopens_the_file_at_its_last_commit() {
     fx.open("A", usage(dec!(1), dec!(-100)), AccountSetup::default());
     fx.open("B", usage(dec!(1), dec!(-100)), AccountSetup::default());
     fx.pay("A", dec!(10), "p1").unwrap();
-    fx.partition
-        .apply_batch(&[
-            event("A", "2026-06-01T10:00:00Z", reading(1, 0, 0)),
-            event("B", "2026-06-01T10:00:00Z", reading(1, 0, 0)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", "2026-06-01T10:00:00Z", reading(1, 0, 0)),
+        event("B", "2026-06-01T10:00:00Z", reading(1, 0, 0)),
+    ])
+    .unwrap();
 
     // The space check passes but the write fails: redb latches the file.
     fault.fail_writes();
@@ -73,7 +70,7 @@ fn a_write_failing_mid_commit_reopens_the_file_at_its_last_commit() {
         event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 300)),
         event("B", "2026-06-01T11:00:00Z", reading(2, 3600, 200)),
     ];
-    assert!(fx.partition.apply_batch(&batch).is_err());
+    assert!(fx.apply_batch(&batch).is_err());
     let refused = fx.pay("A", dec!(5), "p2").unwrap_err();
     assert!(is_unavailable(&refused), "{refused:?}");
     assert!(!fx.store.is_available() || fx.store.ledger("A").is_err());
@@ -83,12 +80,11 @@ fn a_write_failing_mid_commit_reopens_the_file_at_its_last_commit() {
     std::thread::sleep(std::time::Duration::from_millis(250));
     fx.pay("A", dec!(5), "p2").unwrap();
     assert!(fx.store.is_available());
-    fx.partition
-        .apply_batch(&[
-            event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 500)),
-            event("B", "2026-06-01T12:00:00Z", reading(3, 7200, 500)),
-        ])
-        .unwrap();
+    fx.apply_batch(&[
+        event("A", "2026-06-01T12:00:00Z", reading(3, 7200, 500)),
+        event("B", "2026-06-01T12:00:00Z", reading(3, 7200, 500)),
+    ])
+    .unwrap();
     assert_eq!(fx.balance("A"), dec!(14.5), "500 Wh charged once");
     assert_eq!(fx.balance("B"), dec!(-0.5));
     fx.assert_stored_matches_ledger("A");

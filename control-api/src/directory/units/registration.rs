@@ -9,7 +9,7 @@
 
 use sunledger_billing::keypad::CommMode;
 use sunledger_billing::store::StoreError;
-use sunledger_billing::units::{DeviceSecret, UnitDirectory};
+use sunledger_billing::units::{DeviceKey, UnitDirectory};
 
 use super::super::audit::AuditAction;
 use super::super::records::{MEMBERS, member_in};
@@ -23,14 +23,15 @@ use crate::roles::Caller;
 
 impl Directory {
     /// Registers a unit in the caller's organisation, lets its device connect, and returns
-    /// the unit with its device secret (the only time the secret is seen). A keypad unit's
-    /// OpenPAYGO key is sealed into the billing store in the same transaction.
+    /// the unit with its device key (the only time the key is seen). A keypad unit's
+    /// OpenPAYGO key is sealed into the billing store in the same transaction. Development
+    /// mode (messages accepted without a MAC) is named in the audit event.
     pub fn register_unit(
         &self,
         caller: &Caller,
         new: &NewUnit,
         credentials: &UnitDirectory,
-    ) -> Result<(ControlUnit, DeviceSecret), DirectoryError> {
+    ) -> Result<(ControlUnit, DeviceKey), DirectoryError> {
         let serial = serial("serial", &new.serial)?;
         // A keypad-only unit has no modem, so no IMEI.
         let imei = match (new.comm_mode, new.imei.trim().is_empty()) {
@@ -49,9 +50,13 @@ impl Directory {
         }
         let now_ms = self.clock.now().timestamp_millis();
         let (unit, record, secret) = self.change(&caller.org_id, &caller.member_id, |change| {
-            let registered =
-                self.store
-                    .register_unit_in(&change.txn, serial, now_ms, change.org_id);
+            let registered = self.store.register_unit_in(
+                &change.txn,
+                serial,
+                now_ms,
+                change.org_id,
+                new.development_mode,
+            );
             let (record, secret) = match registered {
                 Err(StoreError::UnitExists(_)) => {
                     return Err(DirectoryError::SerialTaken(serial.to_owned()));
@@ -71,13 +76,18 @@ impl Directory {
                 registered_at_ms: record.registered_at_ms,
                 comm_mode: new.comm_mode,
                 token_format: keypad.as_ref().map(|setup| setup.format),
+                development_mode: new.development_mode,
             };
             change.claim_serial(serial)?;
             change.put_unit(&unit)?;
+            let mode = match new.development_mode {
+                true => " in development mode: its messages are accepted without a MAC",
+                false => "",
+            };
             change.record(
                 AuditAction::UnitRegistered,
                 serial,
-                format!("registered unit {serial} (IMEI {})", unit.imei),
+                format!("registered unit {serial} (IMEI {}){mode}", unit.imei),
             )?;
             Ok((unit, record, secret))
         })?;
