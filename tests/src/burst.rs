@@ -1,9 +1,7 @@
 //! A burst of readings from one device into a deliberately slow engine, shared by the
 //! back-pressure tests.
 
-use prost::Message;
 use sunledger_proto::device::Telemetry;
-use sunledger_proto::topic::TopicKind;
 
 use crate::{Device, TestServer};
 
@@ -42,8 +40,6 @@ pub async fn burst(server: &TestServer, serial: &str) {
             boot: 1,
             ..Telemetry::default()
         };
-        device
-            .publish(TopicKind::Telemetry, reading.encode_to_vec())
-            .await;
+        device.send_reading(reading).await;
     }
 }

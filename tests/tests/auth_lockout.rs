@@ -3,6 +3,7 @@
 //! secret), and an address that keeps failing API authentication gets RESOURCE_EXHAUSTED
 //! (even with a valid token). Both are counted as `rate_limited`.
 
+use sunledger_billing::units::DeviceKey;
 use sunledger_control_api::auth::API_AUTH_LIMIT;
 use sunledger_proto::api::v1 as api;
 use sunledger_tests::api::{Api, found};
@@ -13,9 +14,10 @@ use tonic::Code;
 async fn a_client_id_that_keeps_failing_connect_is_locked_out() {
     let server = TestServer::start().await;
     let secret = server.register("SL-LOCK-1");
+    let wrong = DeviceKey::generate();
     // Five free failures, then lockouts of 1, 2 and 4 s: the right secret comes within them.
     for _ in 0..8 {
-        let mut device = Device::connect(server.mqtt, "SL-LOCK-1", "not-the-secret", None);
+        let mut device = Device::connect(server.mqtt, "SL-LOCK-1", &wrong, None);
         device.expect_closed().await;
     }
     let mut device = Device::connect(server.mqtt, "SL-LOCK-1", &secret, None);

@@ -23,6 +23,7 @@
 //! - that every change is in the audit log with the member who made it.
 
 use std::collections::HashSet;
+use sunledger_billing::units::DeviceKey;
 
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::{ApprovalStatus, ContactPreference, CustomerType};
@@ -37,7 +38,7 @@ trait CustomerCalls {
     async fn all_customers(&self) -> Vec<api::Customer>;
     async fn partial_registrations(&self) -> Vec<api::Installation>;
     async fn installations_of(&self, customer_id: &str) -> Vec<api::Installation>;
-    async fn register(&self, serial: &str) -> String;
+    async fn register(&self, serial: &str) -> DeviceKey;
     async fn create_plan(&self, name: &str, limit: &str, auto_switch_off: bool) -> api::Plan;
     async fn start(
         &self,
@@ -131,7 +132,7 @@ impl CustomerCalls for Api {
     }
 
     /// Registers unit `serial` with an IMEI derived from it.
-    async fn register(&self, serial: &str) -> String {
+    async fn register(&self, serial: &str) -> DeviceKey {
         let n = serial.bytes().fold(0u64, |hash, byte| {
             hash.wrapping_mul(31).wrapping_add(u64::from(byte))
         });

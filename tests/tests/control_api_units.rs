@@ -14,6 +14,7 @@
 //!   which a payment does not undo, that enabling restores the load billing wants, and that
 //!   both are recorded with who and when.
 
+use sunledger_billing::units::DeviceKey;
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::api::v1::Role;
 use sunledger_proto::device::{LoadState, Reason};
@@ -67,7 +68,7 @@ fn serials(units: &[api::ControlUnit]) -> Vec<&str> {
     units.iter().map(|unit| unit.serial.as_str()).collect()
 }
 
-async fn connected_device(server: &TestServer, serial: &str, secret: &str) -> Device {
+async fn connected_device(server: &TestServer, serial: &str, secret: &DeviceKey) -> Device {
     let mut device = Device::connect(server.mqtt, serial, secret, None);
     device.expect_connected().await;
     device.subscribe_commands_of(serial).await;
@@ -187,11 +188,13 @@ async fn a_registered_units_secret_lets_its_device_connect_at_once() {
     assert_eq!(unit.enable_status(), api::EnableStatus::Enabled);
     let changed = unit.enable_status_changed.expect("status change");
     assert_eq!(changed.email, "tech@example.com");
-    assert_eq!(registered.device_secret.len(), 32);
+    let key = DeviceKey::from_hex(&registered.device_key).expect("32 hex digits");
+    assert_eq!(registered.device_secret, key.mqtt_password());
+    assert!(!unit.development_mode);
 
-    let mut wrong = Device::connect(server.mqtt, "SL-DEV-1", &"0".repeat(32), None);
+    let mut wrong = Device::connect(server.mqtt, "SL-DEV-1", &DeviceKey::generate(), None);
     wrong.expect_closed().await;
-    let device = connected_device(&server, "SL-DEV-1", &registered.device_secret).await;
+    let device = connected_device(&server, "SL-DEV-1", &key).await;
     device.publish(TopicKind::Status, "online").await;
     let deadline = tokio::time::Instant::now() + sunledger_tests::WAIT_MAX;
     loop {

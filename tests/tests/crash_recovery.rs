@@ -32,6 +32,8 @@ use sunledger_billing::account_record::{AccountOpening, Movement};
 use sunledger_billing::ledger::{EntryKind, PaymentChannel};
 use sunledger_billing::store::PLATFORM_OWNER;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
+use sunledger_billing::units::DeviceKey;
+use sunledger_proto::authenticity;
 use sunledger_proto::authenticity::verify_command;
 use sunledger_proto::device::{Command, Telemetry};
 use sunledger_proto::topic::{TopicKind, device_topic};
@@ -174,7 +176,7 @@ fn orphaned() -> bool {
 /// One unit of the fleet and the truth about its meter.
 struct Unit {
     serial: String,
-    secret: String,
+    secret: DeviceKey,
     /// Sequence number of the last reading sent (or attempted).
     seq: u64,
     /// The device's cumulative load counter: the highest value it reported.
@@ -182,15 +184,16 @@ struct Unit {
 }
 
 impl Unit {
+    /// The unit's current reading, MAC'd as its firmware sends it.
     fn reading(&self) -> Vec<u8> {
-        Telemetry {
+        let reading = Telemetry {
             seq: self.seq,
             ts: TS_BASE + self.seq as i64 * 3600,
             load_wh: self.load_wh,
             boot: BOOT,
             ..Telemetry::default()
-        }
-        .encode_to_vec()
+        };
+        authenticity::seal(self.secret.bytes(), &self.serial, reading).encode_to_vec()
     }
 }
 

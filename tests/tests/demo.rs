@@ -139,15 +139,11 @@ async fn the_demo_organisation_is_seeded_once_and_each_start_issues_a_fresh_toke
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
 
     let unit = &second.units[0];
-    let stale_secret = first.units[0].secret.expose();
-    assert_ne!(
-        unit.secret.expose(),
-        stale_secret,
-        "device secrets re-keyed"
-    );
-    let mut device = Device::connect(server.mqtt, &unit.serial, unit.secret.expose(), None);
+    let stale_key = &first.units[0].secret;
+    assert_ne!(&unit.secret, stale_key, "device keys re-issued");
+    let mut device = Device::connect(server.mqtt, &unit.serial, &unit.secret, None);
     device.expect_connected().await;
-    let mut stale = Device::connect(server.mqtt, &unit.serial, stale_secret, None);
+    let mut stale = Device::connect(server.mqtt, &unit.serial, stale_key, None);
     stale.expect_closed().await;
     server.stop().await;
 }

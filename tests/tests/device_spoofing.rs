@@ -25,8 +25,8 @@ async fn wrong_or_unknown_credentials_are_refused_at_connect() {
     let secret_a = server.register("SL-A");
     let secret_b = server.register("SL-B");
     for (serial, secret, reason) in [
-        ("SL-A", secret_b.as_str(), "wrong_secret"),
-        ("SL-Z", secret_a.as_str(), "unknown_serial"),
+        ("SL-A", &secret_b, "wrong_secret"),
+        ("SL-Z", &secret_a, "unknown_serial"),
     ] {
         let before = server
             .metric(
@@ -57,7 +57,7 @@ async fn a_device_cannot_report_for_ack_for_or_read_the_commands_of_another() {
     let (secret_a, secret_b) = (server.register("SL-SPOOF-A"), server.register("SL-SPOOF-B"));
     let mut victim = Device::connect(server.mqtt, "SL-SPOOF-B", &secret_b, None);
     victim.expect_connected().await;
-    victim.publish(TopicKind::Telemetry, reading(1, 100)).await;
+    victim.report(1, 100).await;
     server
         .wait_for_state("SL-SPOOF-B", |state| state.meter.is_some())
         .await;
@@ -112,7 +112,7 @@ async fn a_device_cannot_report_for_ack_for_or_read_the_commands_of_another() {
     }
 
     // The victim's own next reading is charged from its own baseline: the spoofed one never arrived.
-    victim.publish(TopicKind::Telemetry, reading(2, 130)).await;
+    victim.report(2, 130).await;
     let state = server
         .wait_for_state("SL-SPOOF-B", |state| {
             state.meter.is_some_and(|meter| meter.seq == 2)

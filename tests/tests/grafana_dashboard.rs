@@ -5,6 +5,7 @@
 //! name in every panel's query against the scrape.
 
 use std::collections::BTreeSet;
+use sunledger_billing::units::DeviceKey;
 
 use rust_decimal::Decimal;
 use sunledger_billing::account::{Payment, Reversal};
@@ -89,7 +90,7 @@ async fn run_through_a_day(server: &TestServer) {
     })
     .expect("payment and reversal");
 
-    let mut intruder = Device::connect(server.mqtt, SERIAL, "wrong-secret", None);
+    let mut intruder = Device::connect(server.mqtt, SERIAL, &DeviceKey::generate(), None);
     intruder.expect_closed().await;
 
     let founded = found(server, "Grafana Solar").await;

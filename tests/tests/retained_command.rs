@@ -4,14 +4,15 @@
 
 use prost::Message;
 use sunledger_billing::store::PLATFORM_OWNER;
-use sunledger_proto::authenticity::verify_command;
+use sunledger_billing::units::DeviceKey;
+use sunledger_proto::authenticity::{self, verify_command};
 use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use sunledger_tests::{Device, Seen, TestServer};
 
 const SERIAL: &str = "SL-CMD-1";
 
-async fn connect_and_subscribe(server: &TestServer, secret: &str) -> Device {
+async fn connect_and_subscribe(server: &TestServer, secret: &DeviceKey) -> Device {
     let mut device = Device::connect(server.mqtt, SERIAL, secret, None);
     device.expect_connected().await;
     device.subscribe_commands_of(SERIAL).await;
@@ -60,7 +61,7 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
         load: LoadState::Off as i32,
         ..CommandAck::default()
     };
-    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
+    device.send_ack(ack).await;
     server
         .wait_for_state(SERIAL, |state| {
             state.confirmed == Some((1, LoadState::Off as i32))
@@ -80,9 +81,15 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
     let on = server.switch_load(SERIAL, LoadState::On);
     assert_eq!(on.cmd_id, 2);
     assert_eq!(next_command(&server, &mut device).await.0, on);
-    device
-        .publish(TopicKind::Ack, r#"{"cmd_id":2,"load":"LOAD_STATE_ON"}"#)
-        .await;
+    // JSON carries the MAC as hex, computed over the protobuf encoding of the same values.
+    let same = CommandAck {
+        cmd_id: 2,
+        load: LoadState::On as i32,
+        ..CommandAck::default()
+    };
+    let mac = hex::encode(authenticity::mac(secret.bytes(), SERIAL, &same));
+    let json = format!(r#"{{"cmd_id":2,"load":"LOAD_STATE_ON","mac":"{mac}"}}"#);
+    device.publish(TopicKind::Ack, json).await;
     server
         .wait_for_state(SERIAL, |state| {
             state.confirmed == Some((2, LoadState::On as i32))
@@ -116,7 +123,7 @@ async fn after_a_restart_a_device_finds_its_acknowledged_command_in_the_retained
         load: off.load,
         ..CommandAck::default()
     };
-    device.publish(TopicKind::Ack, ack.encode_to_vec()).await;
+    device.send_ack(ack).await;
     server
         .wait_for_state(SERIAL, |state| !state.awaiting_ack())
         .await;

@@ -3,11 +3,12 @@
 //! per-topic ACLs), is counted, flagged on the unit, and answered at once by re-publishing the
 //! unit's current signed command; a replayed old command of the platform's is answered the
 //! same way. Devices verify with the organisation's key that registration returned, and the
-//! database file alone reveals neither a device secret nor a signing key.
+//! database file alone reveals neither a device key, its password, nor a signing key.
 
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
 use sunledger_billing::commands::{BrokerCommandSink, CommandSink};
+use sunledger_billing::units::DeviceKey;
 use sunledger_proto::api::v1 as api;
 use sunledger_proto::authenticity::verify_command;
 use sunledger_proto::device::{Command, LoadState, Reason};
@@ -55,6 +56,8 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
         .unwrap()
         .into_inner();
     let key = verifying_key(&registered.command_verify_key);
+    let device_key = DeviceKey::from_hex(&registered.device_key).expect("32 hex digits");
+    assert_eq!(registered.device_secret, device_key.mqtt_password());
     let other = Org::start(&server, "Other Co").await;
     let other_key = other
         .technician
@@ -73,7 +76,7 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
         "a key per organisation"
     );
 
-    let mut device = Device::connect(server.mqtt, SERIAL, &registered.device_secret, None);
+    let mut device = Device::connect(server.mqtt, SERIAL, &device_key, None);
     device.expect_connected().await;
     device.subscribe_commands_of(SERIAL).await;
     assert!(matches!(device.next().await, Seen::Subscribed));
@@ -119,13 +122,14 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
     assert_eq!(foreign_commands(&org).await.foreign_commands, 1);
 
     // A device connecting now finds the genuine current command retained.
-    let mut late = Device::connect(server.mqtt, SERIAL, &registered.device_secret, None);
+    let mut late = Device::connect(server.mqtt, SERIAL, &device_key, None);
     late.expect_connected().await;
     late.subscribe_commands_of(SERIAL).await;
     assert!(matches!(late.next().await, Seen::Subscribed));
     assert_eq!(next_command(&mut late).await, current);
 
-    // The file alone holds nothing usable on the wire: no device secret, no signing key.
+    // The file alone holds nothing usable on the wire: no device key or password, no signing
+    // key.
     let org_id = org.founded.organisation.id.clone();
     let signing_key = server
         .server
@@ -137,6 +141,8 @@ async fn forged_and_replayed_commands_are_caught_and_the_slot_heals() {
     let file = std::fs::read(dir.path().join("sunledger.redb")).unwrap();
     let contains = |needle: &[u8]| file.windows(needle.len()).any(|window| window == needle);
     assert!(!contains(registered.device_secret.as_bytes()));
+    assert!(!contains(registered.device_key.as_bytes()));
+    assert!(!contains(device_key.bytes()));
     assert!(!contains(&signing_key));
     assert!(!contains(hex::encode(signing_key).as_bytes()));
 }

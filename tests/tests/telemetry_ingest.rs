@@ -2,14 +2,14 @@
 //! metrics and stored durably; that redeliveries are not counted twice; that bad payloads are
 //! refused and counted by reason; and that the stored state survives a restart.
 
-use prost::Message;
+use sunledger_proto::authenticity;
 use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::TopicKind;
 use sunledger_tests::{Device, TestServer};
 
 const SERIAL: &str = "SL-TELEMETRY-1";
 
-fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Vec<u8> {
+fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Telemetry {
     Telemetry {
         seq,
         ts,
@@ -19,7 +19,6 @@ fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Vec<u8> {
         load_on: true,
         ..Telemetry::default()
     }
-    .encode_to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,21 +39,19 @@ async fn telemetry_in_both_encodings_is_counted_stored_and_survives_a_restart() 
     );
 
     device.publish(TopicKind::Status, "online").await;
-    device
-        .publish(TopicKind::Telemetry, reading(1, 1_000, 100, 10))
-        .await;
-    device
-        .publish(
-            TopicKind::Telemetry,
-            r#"{"seq":2,"ts":4600,"load_wh":150,"usb_wh":12,"boot":1,"load_on":true}"#,
-        )
-        .await;
-    device
-        .publish(TopicKind::Telemetry, reading(2, 4_600, 150, 12))
-        .await; // a redelivery of seq 2
-    device
-        .publish(TopicKind::Telemetry, reading(3, 8_200, 180, 20))
-        .await;
+    device.send_reading(reading(1, 1_000, 100, 10)).await;
+    // JSON carries the MAC as hex, computed over the protobuf encoding of the same values.
+    let mac = hex::encode(authenticity::mac(
+        secret.bytes(),
+        SERIAL,
+        &reading(2, 4_600, 150, 12),
+    ));
+    let payload = format!(
+        r#"{{"seq":2,"ts":4600,"load_wh":150,"usb_wh":12,"boot":1,"load_on":true,"mac":"{mac}"}}"#
+    );
+    device.publish(TopicKind::Telemetry, payload).await;
+    device.send_reading(reading(2, 4_600, 150, 12)).await; // a redelivery of seq 2
+    device.send_reading(reading(3, 8_200, 180, 20)).await;
 
     let state = server
         .wait_for_state(SERIAL, |state| {
@@ -134,9 +131,7 @@ async fn telemetry_in_both_encodings_is_counted_stored_and_survives_a_restart() 
     );
     let mut device = Device::connect(server.mqtt, SERIAL, &secret, None);
     device.expect_connected().await;
-    device
-        .publish(TopicKind::Telemetry, reading(4, 11_800, 200, 20))
-        .await;
+    device.send_reading(reading(4, 11_800, 200, 20)).await;
     let state = server
         .wait_for_state(SERIAL, |state| {
             state.meter.is_some_and(|meter| meter.seq == 4)

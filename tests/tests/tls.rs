@@ -10,6 +10,7 @@
 
 use rust_decimal::Decimal;
 use std::time::Duration;
+use sunledger_billing::units::DeviceKey;
 
 use sunledger::Settings;
 use sunledger::settings::GrpcTls;
@@ -69,8 +70,12 @@ async fn devices_and_operators_work_over_tls_with_the_same_credentials() {
         .await;
     assert_eq!(state.consumed_wh, 10, "the reading over TLS was stored");
 
-    let mut impostor =
-        Device::connect_over(cert.mqtt_transport(), mqtt_tls, SERIAL, "not-the-secret");
+    let mut impostor = Device::connect_over(
+        cert.mqtt_transport(),
+        mqtt_tls,
+        SERIAL,
+        &DeviceKey::generate(),
+    );
     impostor.expect_closed().await;
     server
         .wait_for_metric(
