@@ -7,7 +7,8 @@
 //! - the billing tables (journal of ledger entries, reference indexes, revenue, unit events,
 //!   closed accounts): see [`billing`].
 //! - the keypad tables (token setups with sealed keys, token logs): see [`keypad`].
-//! - `command_keys`: each owner's sealed Ed25519 command-signing key.
+//! - `command_keys`, `next_command_keys`: each owner's sealed Ed25519 command-signing key,
+//!   and the next one during a staged rotation.
 //!
 //! Secrets the server must use again (keypad units' OpenPAYGO keys) are sealed under the
 //! [`MasterKey`], which lives in its own file beside the database (`master.key`, 0600), never
@@ -33,7 +34,7 @@ mod command_keys;
 mod health;
 mod keypad;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
-pub use command_keys::PLATFORM_OWNER;
+pub use command_keys::{CommandKeys, PLATFORM_OWNER};
 pub use health::DiskFault;
 use health::{SpaceGuard, WatchedFile};
 
@@ -186,6 +187,7 @@ impl Store {
         txn.open_table(keypad::KEYPAD_UNITS)?;
         txn.open_table(keypad::TOKENS)?;
         txn.open_table(command_keys::COMMAND_KEYS)?;
+        txn.open_table(command_keys::NEXT_COMMAND_KEYS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
         metrics::gauge!("sunledger_storage_available").set(1.0);

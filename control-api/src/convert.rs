@@ -2,6 +2,7 @@
 //! handlers only move values across.
 
 use prost_types::Timestamp;
+use sunledger_billing::store::CommandKeys;
 use sunledger_proto::api::v1 as wire;
 
 use crate::directory::{AuditEvent, IssuedToken, Member, Organisation, Token};
@@ -40,21 +41,29 @@ impl From<Role> for wire::Role {
     }
 }
 
-impl From<Organisation> for wire::Organisation {
-    fn from(organisation: Organisation) -> wire::Organisation {
-        wire::Organisation {
-            id: organisation.id,
-            name: organisation.name,
-            country: organisation.country,
-            currency: organisation.currency,
-            time_zone: organisation.time_zone,
-            command_verify_key: organisation.command_verify_key,
-            terms_accepted: Some(wire::TermsAcceptance {
-                member_id: organisation.terms_accepted.member_id,
-                accepted_at: Some(timestamp(organisation.terms_accepted.accepted_at_ms)),
-            }),
-            created_at: Some(timestamp(organisation.created_at_ms)),
-        }
+/// An organisation as replies carry it, with its command keys as they stand at `now_ms`.
+pub fn organisation_to_wire(
+    organisation: Organisation,
+    keys: &CommandKeys,
+    now_ms: i64,
+) -> wire::Organisation {
+    let pending = keys.pending_at(now_ms);
+    wire::Organisation {
+        command_verify_key: hex::encode(keys.signing_at(now_ms).verifying_key().as_bytes()),
+        next_command_verify_key: pending
+            .map(|(key, _)| hex::encode(key.as_bytes()))
+            .unwrap_or_default(),
+        next_command_key_from: pending.map(|(_, from_ms)| timestamp(from_ms)),
+        id: organisation.id,
+        name: organisation.name,
+        country: organisation.country,
+        currency: organisation.currency,
+        time_zone: organisation.time_zone,
+        terms_accepted: Some(wire::TermsAcceptance {
+            member_id: organisation.terms_accepted.member_id,
+            accepted_at: Some(timestamp(organisation.terms_accepted.accepted_at_ms)),
+        }),
+        created_at: Some(timestamp(organisation.created_at_ms)),
     }
 }
 

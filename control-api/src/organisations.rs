@@ -4,7 +4,8 @@ use sunledger_proto::api::v1 as wire;
 use sunledger_proto::api::v1::organisations_server::Organisations;
 use tonic::{Request, Response, Status};
 
-use crate::directory::{Directory, OrganisationChanges};
+use crate::convert::organisation_to_wire;
+use crate::directory::{Directory, DirectoryError, Organisation, OrganisationChanges};
 use crate::roles::Role;
 use crate::{auth, blocking};
 
@@ -28,8 +29,28 @@ impl Organisations for OrganisationsService {
     ) -> Result<Response<wire::Organisation>, Status> {
         let caller = auth::authorised(&request, Role::Observer)?;
         let directory = self.directory.clone();
-        let organisation = blocking(move || directory.organisation(&caller.org_id)).await?;
-        Ok(Response::new(organisation.into()))
+        let organisation = blocking(move || {
+            let organisation = directory.organisation(&caller.org_id)?;
+            with_keys(&directory, organisation)
+        })
+        .await?;
+        Ok(Response::new(organisation))
+    }
+
+    async fn rotate_command_key(
+        &self,
+        request: Request<wire::RotateCommandKeyRequest>,
+    ) -> Result<Response<wire::Organisation>, Status> {
+        let caller = auth::authorised(&request, Role::Admin)?;
+        let grace_seconds = request.into_inner().grace_seconds;
+        let directory = self.directory.clone();
+        let organisation = blocking(move || {
+            directory.rotate_command_key(&caller, grace_seconds)?;
+            let organisation = directory.organisation(&caller.org_id)?;
+            with_keys(&directory, organisation)
+        })
+        .await?;
+        Ok(Response::new(organisation))
     }
 
     async fn update_organisation(
@@ -43,8 +64,20 @@ impl Organisations for OrganisationsService {
             time_zone: request.time_zone,
         };
         let directory = self.directory.clone();
-        let organisation =
-            blocking(move || directory.update_organisation(&caller, &changes)).await?;
-        Ok(Response::new(organisation.into()))
+        let organisation = blocking(move || {
+            let organisation = directory.update_organisation(&caller, &changes)?;
+            with_keys(&directory, organisation)
+        })
+        .await?;
+        Ok(Response::new(organisation))
     }
+}
+
+/// `organisation` as replies carry it, with its command keys as they stand now.
+fn with_keys(
+    directory: &Directory,
+    organisation: Organisation,
+) -> Result<wire::Organisation, DirectoryError> {
+    let (keys, now_ms) = directory.command_keys(&organisation.id)?;
+    Ok(organisation_to_wire(organisation, &keys, now_ms))
 }

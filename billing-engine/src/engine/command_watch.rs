@@ -8,7 +8,7 @@
 //! (`sunledger_security_foreign_command_total`), flagged on the unit, and the unit's current
 //! signed command is published again at once, so the retained slot heals.
 
-use sunledger_proto::authenticity::{sign_command, verify_command};
+use sunledger_proto::authenticity::sign_command;
 use sunledger_proto::device::Command;
 
 use super::{Partition, Unit};
@@ -19,11 +19,12 @@ impl Partition {
     /// be read, so that nothing unsigned is ever published.
     pub fn signed(&self, serial: &str, command: Command) -> Option<Command> {
         let owner = self.directory.owner(serial);
+        let now_ms = self.clock.now().timestamp_millis();
         match self
             .store
-            .command_key(owner.as_deref().unwrap_or(PLATFORM_OWNER))
+            .command_keys(owner.as_deref().unwrap_or(PLATFORM_OWNER))
         {
-            Ok(key) => Some(sign_command(&key, serial, command)),
+            Ok(keys) => Some(sign_command(keys.signing_at(now_ms), serial, command)),
             Err(error) => {
                 metrics::counter!("sunledger_commands_sign_failed_total").increment(1);
                 tracing::error!(serial, %error, "command not signed, not published");
@@ -38,8 +39,8 @@ impl Partition {
         let owner = self.directory.owner(serial);
         let genuine = self
             .store
-            .command_verifying_key(owner.as_deref().unwrap_or(PLATFORM_OWNER))
-            .is_ok_and(|key| verify_command(&key, serial, command));
+            .command_keys(owner.as_deref().unwrap_or(PLATFORM_OWNER))
+            .is_ok_and(|keys| keys.signed(serial, command));
         let Some(unit) = self.units.get_mut(serial) else {
             return false;
         };

@@ -13,6 +13,7 @@ use crate::pagination::{Page, PageRequest};
 pub(super) enum AuditAction {
     OrganisationCreated,
     OrganisationUpdated,
+    OrganisationCommandKeyRotated,
     MemberAdded,
     MemberRoleChanged,
     MemberRemoved,
@@ -47,6 +48,7 @@ impl AuditAction {
         match self {
             AuditAction::OrganisationCreated => "organisation.created",
             AuditAction::OrganisationUpdated => "organisation.updated",
+            AuditAction::OrganisationCommandKeyRotated => "organisation.command_key_rotated",
             AuditAction::MemberAdded => "member.added",
             AuditAction::MemberRoleChanged => "member.role_changed",
             AuditAction::MemberRemoved => "member.removed",

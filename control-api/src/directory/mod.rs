@@ -28,6 +28,7 @@
 //! the engine, then write the directory, as [`registration`] explains.
 
 pub mod approval;
+mod command_keys;
 pub mod customer_updates;
 pub mod customers;
 pub mod installations;

@@ -65,9 +65,9 @@ impl Directory {
         // The Admin's id must be known before the transaction: it is the actor of every event.
         let admin_id = new_id("mem_");
         self.change(&org_id, &admin_id, |change| {
-            let command_key = self.store.command_key_in(&change.txn, &org_id)?;
+            // The organisation's command-signing key is made with it.
+            self.store.command_key_in(&change.txn, &org_id)?;
             let organisation = Organisation {
-                command_verify_key: hex::encode(command_key.verifying_key().as_bytes()),
                 id: org_id.clone(),
                 name,
                 country,

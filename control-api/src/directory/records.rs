@@ -65,9 +65,6 @@ pub struct Organisation {
     pub terms_accepted: TermsAcceptance,
     /// Unix milliseconds.
     pub created_at_ms: i64,
-    /// The public half of the organisation's command-signing key (hex), made with the
-    /// organisation: what its units are flashed with to verify commands.
-    pub command_verify_key: String,
 }
 
 /// Who accepted the platform's terms and conditions for an organisation, and when.
