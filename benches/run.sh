@@ -3,10 +3,10 @@
 #
 #   benches/run.sh [devices] [seconds_per_phase]
 #
-# engine-throughput (100,000 accounts; then 10,000 vs 1,000,000 for scale), e2e (the whole
-# server in-process under a simulated fleet), and relay: the same fleet against Mosquitto
-# (installed with apt-get if missing; skipped with a note if that fails). Run one at a time
-# on an otherwise idle machine: every figure is CPU-bound.
+# engine-throughput (100,000 accounts, sealed readings; then 10,000 vs 1,000,000 for scale),
+# e2e (the whole server in-process under a simulated fleet), and relay: the same fleet against
+# Mosquitto (installed with apt-get if missing; skipped with a note if that fails). Run one at
+# a time on an otherwise idle machine: every figure is CPU-bound.
 set -euo pipefail
 
 devices=${1:-10000}
@@ -60,6 +60,7 @@ fi
 # One figure from a run's output: the first match of a sed expression.
 figure() { sed -nE "$2" "$1" | head -n1; }
 engine_rate() { figure "$1" 's/.*median ([0-9]+) readings\/s.*/\1/p'; }
+engine_mac() { figure "$1" 's/^mac-verify: .* median ([0-9]+) ns\/message .*; ([0-9.]+)% of the time per reading.*/\1 ns per message, \2% of the time per reading/p'; }
 engine_load() { figure "$1" 's/^loaded ([0-9]+) accounts in ([0-9.]+) s; resident hot state ([0-9]+) bytes.*/\2 s, \3 B\/account/p'; }
 e2e_row() { figure "$work/e2e.txt" "s/^\| $1 +\| (.*) \|$/\1/p"; }
 
@@ -80,7 +81,8 @@ fi
     echo "| machine | $(nproc) CPUs, $(sed -nE 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM |"
     echo "| date | $(date -u +%Y-%m-%dT%H:%MZ) |"
     echo "| git commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown) |"
-    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s (one partition, durable) |"
+    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s (one partition, durable, every reading's MAC verified) |"
+    echo "| engine: one MAC check (\`authenticity::verify\`) | $(engine_mac "$work/engine.txt") |"
     echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s |"
     echo "| engine 1,000,000 accounts: load, memory / throughput | $(engine_load "$work/engine-1m.txt") / $(engine_rate "$work/engine-1m.txt") readings/s |"
     sed -nE '/^\| figure/,$ { /^\|(-| figure)/d; s/^\| ([^|]*[^ |]) +\| (.*) \|$/| e2e: \1 | \2 |/p }' "$work/e2e.txt"
