@@ -12,8 +12,9 @@
 //! 2. `storm`: the child prints `ready`. `paced`: it opens every TCP connection, then prints
 //!    `tcp <open> <failed> <seconds>`.
 //! 3. stdin: `go`. The child sends every CONNECT at once (`storm`: each right after its own
-//!    TCP handshake) and reads every CONNACK until the deadline, then prints its figures as
-//!    `name value…` lines (times in seconds) and `done`.
+//!    TCP handshake, retrying like a simulated device when no CONNACK comes) and reads every
+//!    CONNACK until the deadline, then prints its figures as `name value…` lines (times in
+//!    seconds) and `done`.
 //! 4. It keeps the connections open until stdin closes, so the broker is measured with all of
 //!    them connected and sees no disconnects during the parent's measurements.
 
@@ -74,13 +75,37 @@ enum Outcome {
     Failed,
 }
 
-/// One unit's attempt: when its TCP connection was open and its CONNECT written (if they
-/// were), and when and how it ended.
+/// One unit's part in a scenario: when its TCP connection was open and its CONNECT written
+/// (the last attempt's, if it retried), when its first CONNECT was written, and when and how
+/// it ended.
 struct Attempt {
     connected: Option<Instant>,
+    first_written: Option<Instant>,
     written: Option<Instant>,
     ended: Instant,
     outcome: Outcome,
+    retries: u32,
+}
+
+/// How a storm unit retries a connection that got no CONNACK, as the simulator's devices do
+/// (their defaults): give up on an attempt after a timeout, wait, doubling the wait each time.
+#[derive(Clone, Copy)]
+struct Retry {
+    timeout: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+impl Retry {
+    /// The simulator's devices' connection timeout and reconnect backoff.
+    fn like_sim_devices() -> Retry {
+        let sim = sunledger_sim::SimConfig::default();
+        Retry {
+            timeout: Duration::from_secs(sim.connection_timeout_s),
+            backoff_initial: Duration::from_millis(sim.reconnect_backoff_initial_ms),
+            backoff_max: Duration::from_millis(sim.reconnect_backoff_max_ms),
+        }
+    }
 }
 
 /// Runs the child's side of the conversation; `args` are the MQTT address, the deadline for
@@ -177,11 +202,12 @@ async fn open(addr: SocketAddr) -> Option<TcpStream> {
     Some(stream)
 }
 
-/// Sends every unit's CONNECT at once, one task per unit that first opens its connection if
-/// it has none, then writes and reads its CONNACK, all until `deadline` after the start.
-/// Returns the wall-clock time of the first CONNECT written in unix nanoseconds (the parent
-/// compares it with when its broker had decided them all), each attempt, and the open
-/// connections.
+/// Sends every unit's CONNECT at once and waits for every answer until `deadline` after the
+/// start. Units with an open connection (`paced`) have their CONNECTs written right here, one
+/// after another without waiting; the others (`storm`) each open their connection in their
+/// own task, write, and retry as [`Retry::like_sim_devices`] says. Returns the wall-clock
+/// time of the first CONNECT written in unix nanoseconds (the parent compares it with when
+/// its broker had decided them all), each unit's attempt, and the open connections.
 async fn storm(
     addr: SocketAddr,
     units: Vec<(Option<TcpStream>, Vec<u8>)>,
@@ -190,9 +216,22 @@ async fn storm(
     let wall = SystemTime::now();
     let started = Instant::now();
     let until = tokio::time::Instant::from_std(started + deadline);
-    let tasks: Vec<_> = units
+    let written: Vec<(Option<TcpStream>, Vec<u8>, Option<Instant>)> = units
         .into_iter()
-        .map(|(stream, packet)| tokio::spawn(connect(addr, stream, packet, until)))
+        .map(|(stream, packet)| match &stream {
+            Some(open) => {
+                let (rest, written) = write_now(open, packet);
+                (stream, rest, written)
+            }
+            None => (stream, packet, None),
+        })
+        .collect();
+    let tasks: Vec<_> = written
+        .into_iter()
+        .map(|(stream, packet, written)| {
+            let retry = stream.is_none().then(Retry::like_sim_devices);
+            tokio::spawn(unit(addr, stream, packet, written, until, retry))
+        })
         .collect();
     let mut attempts = Vec::with_capacity(tasks.len());
     let mut open = Vec::with_capacity(tasks.len());
@@ -204,65 +243,115 @@ async fn storm(
             }
             Err(_) => attempts.push(Attempt {
                 connected: None,
+                first_written: None,
                 written: None,
                 ended: Instant::now(),
                 outcome: Outcome::Failed,
+                retries: 0,
             }),
         }
     }
-    let first = attempts.iter().filter_map(|a| a.written).min();
+    let first = attempts.iter().filter_map(|a| a.first_written).min();
     let first_wall = wall + first.map_or(Duration::ZERO, |first| first - started);
     let unix_ns = first_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
     (unix_ns.as_nanos(), attempts, open)
 }
 
-/// One unit's attempt, until `until`: opens its connection unless `stream` is given, writes
-/// the CONNECT and reads the answer; hands the stream back so the connection stays open.
-async fn connect(
+/// Writes `packet` on `stream` if the socket takes it without waiting (a fresh socket takes a
+/// CONNECT whole) and returns what is left to write and, if nothing is, when it was written.
+fn write_now(stream: &TcpStream, packet: Vec<u8>) -> (Vec<u8>, Option<Instant>) {
+    match stream.try_write(&packet) {
+        Ok(written) if written == packet.len() => (Vec::new(), Some(Instant::now())),
+        Ok(written) => (packet[written..].to_vec(), None),
+        Err(_) => (packet, None),
+    }
+}
+
+/// One unit until `until`: opens its connection unless `stream` is given, writes what is
+/// left of its CONNECT unless `written` says it is out, reads the answer, and with `retry`
+/// starts over on a new connection when that fails. Hands the stream back so the connection
+/// stays open.
+async fn unit(
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    mut stream: Option<TcpStream>,
     packet: Vec<u8>,
+    mut written: Option<Instant>,
     until: tokio::time::Instant,
+    retry: Option<Retry>,
 ) -> (Attempt, Option<TcpStream>) {
-    let mut connected = stream.as_ref().map(|_| Instant::now());
-    let mut written = None;
-    let mut held = stream;
-    let exchange = async {
-        let stream = match held.take() {
-            Some(stream) => stream,
-            None => {
-                let stream = TcpStream::connect(addr).await?;
-                stream.set_nodelay(true)?;
-                connected = Some(Instant::now());
-                stream
+    let mut connected = None;
+    let mut first_written = written;
+    let mut rest = packet.clone();
+    let mut backoff = retry.map(|retry| retry.backoff_initial);
+    let mut retries = 0;
+    loop {
+        let attempt_until = retry.map_or(until, |retry| {
+            until.min(tokio::time::Instant::now() + retry.timeout)
+        });
+        let exchange = exchange(addr, &mut stream, &rest, &mut written, &mut connected);
+        let outcome = match tokio::time::timeout_at(attempt_until, exchange).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Failed,
+            Err(_) => Outcome::TimedOut,
+        };
+        first_written = first_written.or(written);
+        let answered = matches!(outcome, Outcome::Accepted | Outcome::Refused);
+        let again = match (answered, retry, backoff) {
+            (false, Some(retry), Some(delay)) if tokio::time::Instant::now() + delay < until => {
+                Some((retry, delay))
             }
+            _ => None,
         };
-        let stream = held.insert(stream);
-        write_all(stream, &packet).await?;
-        written = Some(Instant::now());
-        let mut connack = [0u8; 4];
-        let outcome = match read_exact(stream, &mut connack).await? {
-            false => Outcome::Closed,
-            true => match connack {
-                [0x20, 0x02, _, 0] => Outcome::Accepted,
-                [0x20, 0x02, _, _] => Outcome::Refused,
-                _ => Outcome::Failed,
-            },
+        if let Some((retry, delay)) = again {
+            tokio::time::sleep(delay).await;
+            backoff = Some((delay * 2).min(retry.backoff_max));
+            retries += 1;
+            (stream, written, rest) = (None, None, packet.clone());
+            continue;
+        }
+        let attempt = Attempt {
+            connected,
+            first_written,
+            written,
+            ended: Instant::now(),
+            outcome,
+            retries,
         };
-        Ok::<_, std::io::Error>(outcome)
+        return (attempt, stream);
+    }
+}
+
+/// One attempt: opens the connection if `stream` has none, writes `packet` unless `written`
+/// is set, and reads the CONNACK.
+async fn exchange(
+    addr: SocketAddr,
+    stream: &mut Option<TcpStream>,
+    packet: &[u8],
+    written: &mut Option<Instant>,
+    connected: &mut Option<Instant>,
+) -> std::io::Result<Outcome> {
+    let stream = match stream {
+        Some(open) => open,
+        none => {
+            let open = TcpStream::connect(addr).await?;
+            open.set_nodelay(true)?;
+            *connected = Some(Instant::now());
+            none.insert(open)
+        }
     };
-    let outcome = match tokio::time::timeout_at(until, exchange).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Outcome::Failed,
-        Err(_) => Outcome::TimedOut,
-    };
-    let attempt = Attempt {
-        connected,
-        written,
-        ended: Instant::now(),
-        outcome,
-    };
-    (attempt, held)
+    if written.is_none() {
+        write_all(stream, packet).await?;
+        *written = Some(Instant::now());
+    }
+    let mut connack = [0u8; 4];
+    Ok(match read_exact(stream, &mut connack).await? {
+        false => Outcome::Closed,
+        true => match connack {
+            [0x20, 0x02, _, 0] => Outcome::Accepted,
+            [0x20, 0x02, _, _] => Outcome::Refused,
+            _ => Outcome::Failed,
+        },
+    })
 }
 
 /// Writes all of `bytes` (a CONNECT fits a fresh socket's buffer, so this does not wait).
@@ -306,7 +395,13 @@ fn report(out: &mut impl Write, first_unix_ns: u128, attempts: &[Attempt]) -> st
         count(Outcome::TimedOut),
         count(Outcome::Failed)
     )?;
-    let Some(first) = attempts.iter().filter_map(|a| a.written).min() else {
+    writeln!(
+        out,
+        "retries {} {}",
+        attempts.iter().map(|a| u64::from(a.retries)).sum::<u64>(),
+        attempts.iter().filter(|a| a.retries > 0).count()
+    )?;
+    let Some(first) = attempts.iter().filter_map(|a| a.first_written).min() else {
         return Ok(());
     };
     writeln!(out, "first_connect_unix_ns {first_unix_ns}")?;
