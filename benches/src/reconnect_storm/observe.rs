@@ -111,12 +111,15 @@ pub struct AuthProgress {
     pub first: Option<SystemTime>,
     /// When half were decided.
     pub half: Option<SystemTime>,
-    /// When all were decided.
+    /// When as many were decided as expected. A unit that gave up on an attempt and retried
+    /// may be decided twice, so this can come before every unit was decided.
     pub all: Option<SystemTime>,
+    /// When the last decision before the poller stopped was seen.
+    pub last: Option<SystemTime>,
 }
 
-/// Watches the broker's counters from its own thread until `expected` more CONNECTs than at
-/// the start were decided, or until stopped.
+/// Watches the broker's counters from its own thread, from its start until stopped, for
+/// `expected` more CONNECTs decided than at the start.
 pub struct AuthPoller {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<AuthProgress>,
@@ -133,12 +136,17 @@ impl AuthPoller {
                 let stop = stop.clone();
                 move || {
                     let mut progress = AuthProgress::default();
+                    let mut seen = 0;
                     loop {
                         let (accepted, refused) = decided();
                         let now = SystemTime::now();
                         progress.accepted = accepted - base_accepted;
                         progress.refused = refused - base_refused;
                         let count = progress.accepted + progress.refused;
+                        if count > seen {
+                            progress.last = Some(now);
+                        }
+                        seen = count;
                         if count > 0 {
                             progress.first.get_or_insert(now);
                         }
@@ -147,7 +155,6 @@ impl AuthPoller {
                         }
                         if count >= expected {
                             progress.all.get_or_insert(now);
-                            return progress;
                         }
                         if stop.load(Ordering::Relaxed) {
                             return progress;
