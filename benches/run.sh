@@ -3,10 +3,11 @@
 #
 #   benches/run.sh [devices] [seconds_per_phase]
 #
-# engine-throughput (100,000 accounts; then 10,000 vs 1,000,000 for scale), e2e (the whole
-# server in-process under a simulated fleet), and relay: the same fleet against Mosquitto
-# (installed with apt-get if missing; skipped with a note if that fails). Run one at a time
-# on an otherwise idle machine: every figure is CPU-bound.
+# engine-throughput (100,000 accounts, sealed readings; then 10,000 vs 1,000,000 for scale),
+# reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
+# the issue's figure), e2e (the whole server in-process under a simulated fleet), and relay:
+# the same fleet against Mosquitto (installed with apt-get if missing; skipped with a note if
+# that fails). Run one at a time on an otherwise idle machine: every figure is CPU-bound.
 set -euo pipefail
 
 devices=${1:-10000}
@@ -27,6 +28,8 @@ log "engine-throughput, 100,000 accounts"
 log "engine-throughput scale: 10,000 vs 1,000,000 accounts"
 "$bin/engine-throughput" 10000 5 | tee "$work/engine-10k.txt"
 "$bin/engine-throughput" 1000000 3 | tee "$work/engine-1m.txt"
+log "reconnect-storm, 10,000 units"
+"$bin/reconnect-storm" 10000 | tee "$work/storm.txt"
 log "e2e, $devices devices, $seconds s per phase"
 "$bin/e2e" "$devices" "$seconds" | tee "$work/e2e.txt"
 
@@ -60,7 +63,9 @@ fi
 # One figure from a run's output: the first match of a sed expression.
 figure() { sed -nE "$2" "$1" | head -n1; }
 engine_rate() { figure "$1" 's/.*median ([0-9]+) readings\/s.*/\1/p'; }
+engine_mac() { figure "$1" 's/^mac-verify: .* median ([0-9]+) ns\/message .*; ([0-9.]+)% of the time per reading.*/\1 ns per message, \2% of the time per reading/p'; }
 engine_load() { figure "$1" 's/^loaded ([0-9]+) accounts in ([0-9.]+) s; resident hot state ([0-9]+) bytes.*/\2 s, \3 B\/account/p'; }
+storm_figure() { figure "$work/storm.txt" "$1"; }
 e2e_row() { figure "$work/e2e.txt" "s/^\| $1 +\| (.*) \|$/\1/p"; }
 
 stored_max=$(e2e_row '\[max\] stored by the platform' | grep -oE '^[0-9]+' || echo 0)
@@ -80,9 +85,13 @@ fi
     echo "| machine | $(nproc) CPUs, $(sed -nE 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM |"
     echo "| date | $(date -u +%Y-%m-%dT%H:%MZ) |"
     echo "| git commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown) |"
-    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s (one partition, durable) |"
+    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s (one partition, durable, every reading's MAC verified) |"
+    echo "| engine: one MAC check (\`authenticity::verify\`) | $(engine_mac "$work/engine.txt") |"
     echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s |"
     echo "| engine 1,000,000 accounts: load, memory / throughput | $(engine_load "$work/engine-1m.txt") / $(engine_rate "$work/engine-1m.txt") readings/s |"
+    echo "| reconnect storm, 10,000 units at once: all authenticated / all CONNACKed | $(storm_figure 's/.*; storm: all authenticated ([^,]+), all CONNACKed ([^;]+);.*; target 2 s ([^;]+);.*/\1 \/ \2 after the first CONNECT (target: all authenticated within 2 s — \3)/p') |"
+    echo "| reconnect storm, CONNECTs on connections the broker already accepted: all authenticated / all CONNACKed | $(storm_figure 's/.*; on open connections: all authenticated ([^,]+), all CONNACKed ([^;]+);.*/\1 \/ \2 after the first CONNECT/p') |"
+    echo "| reconnect storm: credential check alone / rumqttd router registering one connection | $(storm_figure 's/.*; credential check ([0-9]+) ns; router ([0-9.]+) µs per connection.*/\1 ns \/ \2 µs/p') |"
     sed -nE '/^\| figure/,$ { /^\|(-| figure)/d; s/^\| ([^|]*[^ |]) +\| (.*) \|$/| e2e: \1 | \2 |/p }' "$work/e2e.txt"
     echo "| Mosquitto bare relay | $relay_line |"
     echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s | $ratio |"

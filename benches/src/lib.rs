@@ -5,7 +5,8 @@
 //!
 //! The binaries: `engine-throughput` (one billing partition alone), `e2e` (the whole server
 //! in-process under a simulated fleet), `relay` (the same fleet against an external broker,
-//! for comparison). `run.sh` runs them all and writes `RESULTS.md`.
+//! for comparison), `reconnect-storm` (every unit reconnecting at once after a restart: how
+//! long until all are authenticated). `run.sh` runs them all and writes `RESULTS.md`.
 
 pub mod process;
 
