@@ -205,10 +205,8 @@ impl SimDevice {
         self.lock_truth().on_command(receipt, load_on);
         if let (true, Some(ack)) = (outcome.needs_ack(), self.model.current_ack()) {
             let topic = self.topics.ack.clone();
-            if self
-                .enqueue(topic, ack.encode_to_vec(), false, Tag::Other)
-                .is_ok()
-            {
+            let payload = self.seal(ack).encode_to_vec();
+            if self.enqueue(topic, payload, false, Tag::Other).is_ok() {
                 self.lock_truth().on_ack_sent();
                 self.counters.bump(Count::AcksSent);
             }
@@ -240,8 +238,9 @@ impl SimDevice {
         }
     }
 
-    /// Takes the next reading and publishes it, plus a copy and garbage if asked. Only the
-    /// reading's own failure is an error; a lost copy or garbage is just counted.
+    /// Takes the next reading and publishes it sealed under the device key, plus a copy and
+    /// garbage if asked. Only the reading's own failure is an error; a lost copy or garbage is
+    /// just counted.
     pub(crate) fn publish_reading(
         &mut self,
         duplicate: bool,
@@ -251,6 +250,7 @@ impl SimDevice {
             return Err(DeviceError::NotConnected);
         }
         let reading = self.model.next_telemetry(self.clock.now_ms());
+        let reading = self.seal(reading);
         let counters = self.model.counters();
         self.lock_truth().on_counted(counters);
         let tag = Tag::Reading {
