@@ -3,8 +3,9 @@
 //! "platform" rumqttc client that publishes a retained command and listens to every device
 //! topic, one [`SimDevice`] driven step by step and a small [`Fleet`] with faults.
 //! It proves the wire contract end to end: credentials and refusals, the retained command
-//! and its ack, telemetry that decodes with a valid MAC (and garbage that does not decode),
-//! the last will, and that ground truth matches what the platform side actually received.
+//! and its ack, telemetry that decodes with a valid MAC (garbage that does not decode, and
+//! tampered copies whose MAC fails), the last will, and that ground truth matches what the
+//! platform side actually received.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -279,6 +280,7 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
         faults: FaultRates {
             duplicate_per_report: 0.3,
             malformed_per_report: 0.3,
+            tampered_per_report: 0.3,
             reset_per_report: 0.1,
             ..FaultRates::default()
         },
@@ -311,19 +313,22 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
             .iter()
             .filter_map(|p| decode_telemetry(p).ok())
             .collect();
-        assert!(
-            decoded.iter().all(|reading| verify(
-                &device_key(&truth.serial),
-                &truth.serial,
-                reading
-            )),
-            "every reading and duplicate is sealed: {truth:?}"
-        );
         let garbage = payloads.len() - decoded.len();
         assert_eq!(
             garbage as u64, truth.telemetry_malformed_sent,
             "seed 77: {truth:?}"
         );
+        // Every reading and duplicate verifies under the unit's key; a tampered copy never.
+        let key = device_key(&truth.serial);
+        let (decoded, tampered): (Vec<_>, Vec<_>) = decoded
+            .into_iter()
+            .partition(|reading| verify(&key, &truth.serial, reading));
+        assert_eq!(
+            tampered.len() as u64,
+            truth.telemetry_tampered_sent,
+            "seed 77: {truth:?}"
+        );
+        assert!(truth.telemetry_tampered_sent > 0, "seed 77: {truth:?}");
         let sent = truth.telemetry_valid_sent + truth.telemetry_duplicates_sent;
         assert_eq!(decoded.len() as u64, sent, "seed 77: {truth:?}");
         // What the platform can bill: per boot, the largest reading it received.

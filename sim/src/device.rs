@@ -23,7 +23,7 @@ use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::device_model::DeviceModel;
 use crate::error::{DeviceError, SimError, WaitedFor};
-use crate::faults::FaultInjector;
+use crate::faults::{FaultInjector, IntervalFaults};
 use crate::load_curve::{Consumption, LoadCurve};
 use crate::outbox::{Outbox, Tag};
 use crate::seed::{Stream, device_seed, stream_seed};
@@ -202,7 +202,7 @@ impl SimDevice {
     /// reading as sent, MAC included.
     pub async fn publish_telemetry_now(&mut self) -> Result<Telemetry, SimError> {
         let reading = self
-            .publish_reading(false, false)
+            .publish_reading(IntervalFaults::default())
             .map_err(|cause| self.fail(cause))?;
         self.wait_for_delivery().await?;
         Ok(reading)

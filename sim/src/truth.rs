@@ -2,7 +2,8 @@
 //! device actually sent, so an auditor can compare it with the platform's ledger.
 //!
 //! Counters are cumulative per boot, so what the platform learns of a boot is the largest
-//! reading of that boot it received; duplicates and garbage add nothing. A reading counts as
+//! reading of that boot it received; duplicates, tampered copies (which the platform refuses
+//! for their MAC) and garbage add nothing. A reading counts as
 //! *reported* once the broker acknowledged it (PUBACK), and as *possibly reported* once it was
 //! written to the socket (the connection may have dropped before the PUBACK). Energy counted
 //! after a boot's last reported reading and before the reboot never reaches the platform:
@@ -97,6 +98,9 @@ pub struct DeviceTruth {
     pub telemetry_duplicates_sent: u64,
     /// Garbage payloads handed to the MQTT client; never counted as energy.
     pub telemetry_malformed_sent: u64,
+    /// Tampered copies of readings handed to the MQTT client; never counted as energy,
+    /// since their MAC does not match.
+    pub telemetry_tampered_sent: u64,
     /// Valid readings and copies the broker acknowledged.
     pub telemetry_acked: u64,
     /// Command acknowledgements handed to the MQTT client.
@@ -145,6 +149,8 @@ pub enum SentKind {
     Duplicate,
     /// Garbage bytes.
     Malformed,
+    /// A reading altered after it was sealed.
+    Tampered,
 }
 
 /// Accumulates one device's ground truth as the device acts.
@@ -158,6 +164,7 @@ pub struct TruthRecorder {
     sent_valid: u64,
     sent_duplicate: u64,
     sent_malformed: u64,
+    sent_tampered: u64,
     acked: u64,
     acks_sent: u64,
     resets: u32,
@@ -178,6 +185,7 @@ impl TruthRecorder {
             sent_valid: 0,
             sent_duplicate: 0,
             sent_malformed: 0,
+            sent_tampered: 0,
             acked: 0,
             acks_sent: 0,
             resets: 0,
@@ -219,6 +227,7 @@ impl TruthRecorder {
             SentKind::Valid => self.sent_valid += 1,
             SentKind::Duplicate => self.sent_duplicate += 1,
             SentKind::Malformed => self.sent_malformed += 1,
+            SentKind::Tampered => self.sent_tampered += 1,
         }
     }
 
@@ -281,6 +290,7 @@ impl TruthRecorder {
             telemetry_valid_sent: self.sent_valid,
             telemetry_duplicates_sent: self.sent_duplicate,
             telemetry_malformed_sent: self.sent_malformed,
+            telemetry_tampered_sent: self.sent_tampered,
             telemetry_acked: self.acked,
             acks_sent: self.acks_sent,
             resets: self.resets,
@@ -300,9 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_and_garbage_add_no_energy() {
+    fn duplicates_tampered_copies_and_garbage_add_no_energy() {
         let mut truth = TruthRecorder::new("SL-1".into(), 5, 1, 4);
-        for kind in [SentKind::Valid, SentKind::Duplicate, SentKind::Malformed] {
+        for kind in [
+            SentKind::Valid,
+            SentKind::Duplicate,
+            SentKind::Malformed,
+            SentKind::Tampered,
+        ] {
             truth.on_sent(kind);
         }
         truth.on_counted(wh(10, 2));
@@ -315,8 +330,9 @@ mod tests {
             snapshot.telemetry_valid_sent,
             snapshot.telemetry_duplicates_sent,
             snapshot.telemetry_malformed_sent,
+            snapshot.telemetry_tampered_sent,
         );
-        assert_eq!(sent, (1, 1, 1));
+        assert_eq!(sent, (1, 1, 1, 1));
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct SimArgs {
     /// Chance per report that garbage is also sent on the telemetry topic.
     #[arg(long)]
     malformed_rate: Option<f64>,
+    /// Chance per report that a tampered copy (one Wh more, far ahead in sequence, the
+    /// genuine MAC) is also sent; the platform must refuse it as `bad_mac`.
+    #[arg(long)]
+    tampered_rate: Option<f64>,
     /// SimConfig TOML file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -308,6 +312,7 @@ impl SimArgs {
             (&mut faults.reset_per_report, self.reset_rate),
             (&mut faults.duplicate_per_report, self.duplicate_rate),
             (&mut faults.malformed_per_report, self.malformed_rate),
+            (&mut faults.tampered_per_report, self.tampered_rate),
             (&mut config.time_scale, self.time_scale),
         ] {
             if let Some(value) = flag {
@@ -519,6 +524,8 @@ mod tests {
                 "200",
                 "--time-scale",
                 "3600",
+                "--tampered-rate",
+                "0.3",
             ],
         ]
         .concat();
@@ -544,6 +551,8 @@ mod tests {
         assert!(summary.table().contains("resolution 1 s"));
         // The devices checked every command's signature with the organisation's key.
         assert_eq!(summary.totals.commands_forged, 0, "{summary:?}");
+        // The platform billed none of the tampered copies (else the audit would not pass).
+        assert!(summary.totals.tampered_sent > 0, "{summary:?}");
         let written = parse_credentials(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(written.len(), 4);
         assert!(written.iter().all(|unit| unit.command_key.is_some()));
