@@ -44,7 +44,8 @@ struct BootLedger {
     boot: u32,
     /// Largest counters the broker acknowledged.
     acked: Counters,
-    /// Counters of the first acknowledged reading: the platform's baseline for this boot.
+    /// Counters of the first acknowledged reading: the platform's baseline for this boot
+    /// unless neither counter is below the previous boot's last (see [`baseline_wh`]).
     first_acked: Option<Counters>,
     /// Largest counters written to the socket, acknowledged or not.
     written: Counters,
@@ -80,9 +81,11 @@ pub struct DeviceTruth {
     pub reported_load_wh: u64,
     /// USB Wh the broker acknowledged receiving, summed over boots.
     pub reported_usb_wh: u64,
-    /// Wh (load plus USB) of the first acknowledged reading of each boot, summed. The
-    /// platform takes a unit's first reading, and the first after a reboot (its counters went
-    /// down), as a new baseline and charges nothing for it.
+    /// Wh (load plus USB) the platform charges nothing for, summed over boots: a unit's first
+    /// reading is its baseline, and so is the first after a reboot whose counters went down;
+    /// if neither counter went down (the previous boot reported less than the new one counted
+    /// before reporting), the platform charges the increase, and only the previous boot's
+    /// last reading is baseline.
     pub baseline_wh: u64,
     /// Upper bound of Wh (load plus USB) the platform may have received, counting readings
     /// written before a connection dropped without their PUBACK.
@@ -280,7 +283,7 @@ impl TruthRecorder {
             load_on: self.load_on,
             reported_load_wh: sum(|b| b.acked.load_wh),
             reported_usb_wh: sum(|b| b.acked.usb_wh),
-            baseline_wh: sum(|b| b.first_acked.map_or(0, |c| c.total_wh())),
+            baseline_wh: baseline_wh(&self.boots),
             possibly_reported_wh: sum(|b| b.written.total_wh()),
             unreported_wh_lost_to_reset: ended
                 .iter()
@@ -299,6 +302,27 @@ impl TruthRecorder {
             commands_not_logged: self.commands_not_logged,
         }
     }
+}
+
+/// The Wh of `boots` the platform takes as baselines and charges nothing for, as its meter
+/// does: each reading after the first is charged its increase over the last accepted one,
+/// unless a counter went down (a reset), when it becomes the new baseline.
+fn baseline_wh(boots: &[BootLedger]) -> u64 {
+    let mut last_reported: Option<Counters> = None;
+    let mut baseline = 0;
+    for boot in boots {
+        let Some(first) = boot.first_acked else {
+            continue;
+        };
+        baseline += match last_reported {
+            Some(last) if first.load_wh >= last.load_wh && first.usb_wh >= last.usb_wh => {
+                last.total_wh()
+            }
+            _ => first.total_wh(),
+        };
+        last_reported = Some(boot.acked);
+    }
+    baseline
 }
 
 #[cfg(test)]
@@ -356,6 +380,27 @@ mod tests {
         let accounted = snapshot.reported_wh() + snapshot.unreported_wh_lost_to_reset + pending_wh;
         assert_eq!(snapshot.consumed_wh, accounted);
         assert_eq!((snapshot.boot, snapshot.resets), (2, 1));
+    }
+
+    #[test]
+    fn a_reboot_whose_counters_did_not_go_down_is_charged_from_the_last_reading() {
+        let mut truth = TruthRecorder::new("SL-1".into(), 5, 1, 4);
+        truth.on_acked(1, wh(2, 1));
+        truth.on_acked(1, wh(3, 1));
+        truth.on_reset(wh(3, 1), 2);
+        // Offline long enough after the reboot to count past the last report.
+        truth.on_acked(2, wh(9, 1));
+        truth.on_acked(2, wh(11, 2));
+        truth.on_reset(wh(11, 2), 3);
+        truth.on_acked(3, wh(12, 0));
+        let snapshot = truth.snapshot();
+        assert_eq!(snapshot.reported_wh(), 4 + 13 + 12);
+        assert_eq!(
+            snapshot.baseline_wh,
+            3 + 4 + 12,
+            "boot 2 is charged from boot 1's last reading; boot 3's USB counter went down"
+        );
+        assert_eq!(snapshot.billable_wh(), 1 + 9);
     }
 
     #[test]
