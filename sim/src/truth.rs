@@ -87,6 +87,10 @@ pub struct DeviceTruth {
     /// before reporting), the platform charges the increase, and only the previous boot's
     /// last reading is baseline.
     pub baseline_wh: u64,
+    /// Wh (load plus USB) of the first acknowledged reading of this run: the platform's
+    /// baseline for a unit that never reported before, and at most what it charged for it
+    /// otherwise (the increase over the last reading of an earlier run, unknown here).
+    pub first_reported_wh: u64,
     /// Upper bound of Wh (load plus USB) the platform may have received, counting readings
     /// written before a connection dropped without their PUBACK.
     pub possibly_reported_wh: u64,
@@ -284,6 +288,11 @@ impl TruthRecorder {
             reported_load_wh: sum(|b| b.acked.load_wh),
             reported_usb_wh: sum(|b| b.acked.usb_wh),
             baseline_wh: baseline_wh(&self.boots),
+            first_reported_wh: self
+                .boots
+                .iter()
+                .find_map(|boot| boot.first_acked)
+                .map_or(0, |first| first.total_wh()),
             possibly_reported_wh: sum(|b| b.written.total_wh()),
             unreported_wh_lost_to_reset: ended
                 .iter()
@@ -401,6 +410,7 @@ mod tests {
             "boot 2 is charged from boot 1's last reading; boot 3's USB counter went down"
         );
         assert_eq!(snapshot.billable_wh(), 1 + 9);
+        assert_eq!(snapshot.first_reported_wh, 3);
     }
 
     #[test]
