@@ -1,9 +1,11 @@
-//! Smoke test against a real broker: an embedded rumqttd with static passwords on a free
-//! port, a "platform" rumqttc client that publishes a retained command and listens to every
-//! device topic, one [`SimDevice`] driven step by step and a small [`Fleet`] with faults.
+//! Smoke test against a real broker: an embedded rumqttd with static passwords (each
+//! device's derived from its device key, as the platform derives it) on a free port, a
+//! "platform" rumqttc client that publishes a retained command and listens to every device
+//! topic, one [`SimDevice`] driven step by step and a small [`Fleet`] with faults.
 //! It proves the wire contract end to end: credentials and refusals, the retained command
-//! and its ack, telemetry that decodes (and garbage that does not), the last will, and that
-//! ground truth matches what the platform side actually received.
+//! and its ack, telemetry that decodes with a valid MAC (garbage that does not decode, and
+//! tampered copies whose MAC fails), the last will, and that ground truth matches what the
+//! platform side actually received.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use sunledger_proto::authenticity::sign_command;
+use sunledger_proto::authenticity::{DeviceKey, mqtt_password, sign_command, verify};
 use sunledger_proto::device::{Command, LoadState};
 use sunledger_proto::payload::{decode_ack, decode_telemetry};
 use sunledger_proto::topic::{
@@ -25,15 +27,24 @@ use crate::{DeviceCredentials, FaultRates, Fleet, SimConfig, SimDevice};
 /// 19:00 UTC on a day in 2026: the evening peak, so counters move quickly.
 const EVENING_UNIX_S: i64 = 1_779_994_800;
 
+/// The device key of test unit `serial`: its bytes, zero-padded (test serials are short), so
+/// every unit has its own.
+fn device_key(serial: &str) -> DeviceKey {
+    let mut key = [0u8; 16];
+    key[..serial.len()].copy_from_slice(serial.as_bytes());
+    key
+}
+
 fn credentials(serial: &str) -> DeviceCredentials {
     DeviceCredentials {
         serial: serial.into(),
-        secret: format!("secret-{serial}"),
+        device_key: device_key(serial),
         command_key: None,
     }
 }
 
-/// Starts rumqttd on a free port with a password for each serial plus `platform`.
+/// Starts rumqttd on a free port with, for each serial, the password derived from its device
+/// key, plus `platform`.
 fn start_broker(serials: &[&str]) -> u16 {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -42,8 +53,9 @@ fn start_broker(serials: &[&str]) -> u16 {
         .port();
     let auth: String = serials
         .iter()
-        .chain(["platform"].iter())
-        .map(|s| format!("\"{s}\" = \"secret-{s}\"\n"))
+        .map(|s| (*s, mqtt_password(&device_key(s))))
+        .chain([("platform", "secret-platform".to_owned())])
+        .map(|(user, password)| format!("\"{user}\" = \"{password}\"\n"))
         .collect();
     let toml = format!(
         r#"
@@ -218,11 +230,20 @@ async fn a_device_receives_the_retained_command_acks_it_and_reports() {
         .expect("an ack");
     let ack = decode_ack(ack.1).unwrap();
     assert_eq!((ack.cmd_id, ack.load()), (1, LoadState::Off));
+    assert!(verify(&device_key("SL-1"), "SL-1", &ack), "sealed ack");
     let telemetry = kinds
         .iter()
         .find(|(k, _)| *k == TopicKind::Telemetry)
         .expect("telemetry");
     assert_eq!(decode_telemetry(telemetry.1).unwrap(), reading);
+    assert!(
+        verify(&device_key("SL-1"), "SL-1", &reading),
+        "sealed reading"
+    );
+    assert!(
+        !verify(&device_key("SL-2"), "SL-1", &reading),
+        "under its own key only"
+    );
     let statuses: Vec<&[u8]> = kinds
         .iter()
         .filter(|(k, _)| *k == TopicKind::Status)
@@ -259,6 +280,7 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
         faults: FaultRates {
             duplicate_per_report: 0.3,
             malformed_per_report: 0.3,
+            tampered_per_report: 0.3,
             reset_per_report: 0.1,
             ..FaultRates::default()
         },
@@ -266,9 +288,8 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
     };
     let mut devices = vec![credentials("SL-2"), credentials("SL-3")];
     devices.push(DeviceCredentials {
-        serial: "SL-BAD".into(),
-        secret: "wrong".into(),
-        command_key: None,
+        device_key: [0xAA; 16],
+        ..credentials("SL-BAD")
     });
     let mut fleet = Fleet::start(config, devices).unwrap();
     tokio::time::sleep(Duration::from_millis(2_000)).await;
@@ -297,6 +318,17 @@ async fn a_fleet_with_faults_reports_what_its_truth_says_and_counts_refusals() {
             garbage as u64, truth.telemetry_malformed_sent,
             "seed 77: {truth:?}"
         );
+        // Every reading and duplicate verifies under the unit's key; a tampered copy never.
+        let key = device_key(&truth.serial);
+        let (decoded, tampered): (Vec<_>, Vec<_>) = decoded
+            .into_iter()
+            .partition(|reading| verify(&key, &truth.serial, reading));
+        assert_eq!(
+            tampered.len() as u64,
+            truth.telemetry_tampered_sent,
+            "seed 77: {truth:?}"
+        );
+        assert!(truth.telemetry_tampered_sent > 0, "seed 77: {truth:?}");
         let sent = truth.telemetry_valid_sent + truth.telemetry_duplicates_sent;
         assert_eq!(decoded.len() as u64, sent, "seed 77: {truth:?}");
         // What the platform can bill: per boot, the largest reading it received.

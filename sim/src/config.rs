@@ -31,6 +31,7 @@ offline_reports_max = 10
 reset_per_report = 0.0
 duplicate_per_report = 0.0
 malformed_per_report = 0.0
+tampered_per_report = 0.0
 
 [keypad]
 payment_interval_ms = 5000
@@ -180,6 +181,10 @@ pub struct FaultRates {
     pub duplicate_per_report: f64,
     /// Chance that garbage bytes are also published on the telemetry topic.
     pub malformed_per_report: f64,
+    /// Chance that a tampered copy of the report is also published, as someone rewriting
+    /// the unit's traffic would send it: its MAC no longer matches, so the platform must
+    /// refuse it (`bad_mac`) and the audit finds out if it did not.
+    pub tampered_per_report: f64,
 }
 
 impl Default for FaultRates {
@@ -190,6 +195,7 @@ impl Default for FaultRates {
             reset_per_report: 0.0,
             duplicate_per_report: 0.0,
             malformed_per_report: 0.0,
+            tampered_per_report: 0.0,
         }
     }
 }
@@ -327,6 +333,7 @@ impl FaultRates {
             (self.reset_per_report, "faults.reset_per_report"),
             (self.duplicate_per_report, "faults.duplicate_per_report"),
             (self.malformed_per_report, "faults.malformed_per_report"),
+            (self.tampered_per_report, "faults.tampered_per_report"),
         ];
         for (rate, field) in rates {
             if !(0.0..=1.0).contains(&rate) {

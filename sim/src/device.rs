@@ -15,6 +15,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, QoS};
+use sunledger_proto::authenticity::{self, Authenticated, DeviceKey};
 use sunledger_proto::device::{Command, LoadState, Telemetry};
 use sunledger_proto::topic::{TopicKind, device_topic, validate_serial};
 
@@ -22,7 +23,7 @@ use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::device_model::DeviceModel;
 use crate::error::{DeviceError, SimError, WaitedFor};
-use crate::faults::FaultInjector;
+use crate::faults::{FaultInjector, IntervalFaults};
 use crate::load_curve::{Consumption, LoadCurve};
 use crate::outbox::{Outbox, Tag};
 use crate::seed::{Stream, device_seed, stream_seed};
@@ -38,14 +39,16 @@ const STATUS_ONLINE: &str = "online";
 /// Payload of the retained status message (and last will) while it is not.
 const STATUS_OFFLINE: &str = "offline";
 
-/// What a device logs in with: its serial (client id and username) and its secret
-/// (password), and what it checks commands with.
+/// What a unit is flashed with: its serial (client id and username), its device key (which
+/// its MQTT password is derived from and its messages are sealed under), and what it checks
+/// commands with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceCredentials {
     /// The unit's serial; also its MQTT client id and username.
     pub serial: String,
-    /// The unit's secret, sent as the MQTT password.
-    pub secret: String,
+    /// The unit's device key, as `RegisterUnit` returned it: the platform refuses a reading
+    /// or ack without a MAC under it, and the MQTT password is derived from it.
+    pub device_key: DeviceKey,
     /// The owner's command-verification key, as flashed into the unit: a command whose
     /// signature does not verify under it is ignored. `None` accepts any (older files).
     pub command_key: Option<VerifyingKey>,
@@ -55,8 +58,15 @@ impl std::fmt::Debug for DeviceCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceCredentials")
             .field("serial", &self.serial)
-            .field("secret", &"<redacted>")
+            .field("device_key", &"<redacted>")
             .finish()
+    }
+}
+
+impl DeviceCredentials {
+    /// The MQTT password, derived from the device key as the unit's firmware derives it.
+    pub fn mqtt_password(&self) -> String {
+        authenticity::mqtt_password(&self.device_key)
     }
 }
 
@@ -88,6 +98,8 @@ pub struct SimDevice {
     client: AsyncClient,
     eventloop: EventLoop,
     model: DeviceModel,
+    /// Every reading and ack is sealed under this key, as the platform requires.
+    device_key: DeviceKey,
     /// Commands are accepted only if signed under this key (when known).
     command_key: Option<VerifyingKey>,
     faults: FaultInjector,
@@ -118,9 +130,10 @@ impl SimDevice {
         clock: SimClock,
         counters: Arc<FleetCounters>,
     ) -> Result<SimDevice, SimError> {
+        let password = credentials.mqtt_password();
         let DeviceCredentials {
             serial,
-            secret,
+            device_key,
             command_key,
         } = credentials;
         if let Err(source) = validate_serial(&serial) {
@@ -128,7 +141,7 @@ impl SimDevice {
         }
         let seed = device_seed(config.seed, &serial);
         let topics = Topics::for_serial(&serial);
-        let (client, eventloop) = mqtt_client(config, &serial, secret, &topics.status);
+        let (client, eventloop) = mqtt_client(config, &serial, password, &topics.status);
         let mut curve_rng = StdRng::seed_from_u64(stream_seed(seed, Stream::LoadCurve));
         let curve = LoadCurve::random(&mut curve_rng, config.utc_offset_minutes);
         let model = DeviceModel::new(Consumption::Curve(curve), clock.now_ms(), power_up_boot());
@@ -141,6 +154,7 @@ impl SimDevice {
             client,
             eventloop,
             model,
+            device_key,
             command_key,
             outbox: Outbox::default(),
             truth: Arc::new(Mutex::new(truth)),
@@ -184,10 +198,11 @@ impl SimDevice {
         .map_err(|cause| self.fail(cause))
     }
 
-    /// Publishes a reading now and waits until the broker acknowledged it.
+    /// Publishes a reading now and waits until the broker acknowledged it; returns the
+    /// reading as sent, MAC included.
     pub async fn publish_telemetry_now(&mut self) -> Result<Telemetry, SimError> {
         let reading = self
-            .publish_reading(false, false)
+            .publish_reading(IntervalFaults::default())
             .map_err(|cause| self.fail(cause))?;
         self.wait_for_delivery().await?;
         Ok(reading)
@@ -300,6 +315,11 @@ impl SimDevice {
         }
     }
 
+    /// `message` with the MAC this unit's firmware puts on it before publishing.
+    fn seal<M: Authenticated>(&self, message: M) -> M {
+        authenticity::seal(&self.device_key, &self.serial, message)
+    }
+
     fn lock_truth(&self) -> MutexGuard<'_, TruthRecorder> {
         // The recorder holds plain counters; a panic mid-update cannot break an invariant
         // that matters more than losing the run's truth.
@@ -316,12 +336,12 @@ impl SimDevice {
 fn mqtt_client(
     config: &SimConfig,
     serial: &str,
-    secret: String,
+    password: String,
     status_topic: &str,
 ) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(serial, config.broker_host.clone(), config.broker_port);
     options
-        .set_credentials(serial, secret)
+        .set_credentials(serial, password)
         .set_keep_alive(Duration::from_secs(config.keep_alive_s))
         .set_clean_session(true)
         .set_inflight(config.inflight_max)

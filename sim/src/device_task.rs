@@ -15,6 +15,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_unti
 
 use crate::backoff::Backoff;
 use crate::device::{SimDevice, TickAction};
+use crate::faults::IntervalFaults;
 
 /// What a device task shares with its fleet, and its own pacing.
 pub(crate) struct TaskContext {
@@ -141,7 +142,7 @@ async fn waiting(
         Ok(()) => {
             ctx.backoff.reset();
             // Catch up at once: the platform learns what accrued while away.
-            let _ = device.publish_reading(false, false);
+            let _ = device.publish_reading(IntervalFaults::default());
             Some(Link::Online)
         }
         Err(_) => Some(Link::Waiting {

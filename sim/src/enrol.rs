@@ -1,10 +1,10 @@
 //! Registering the simulated fleet through the operators' gRPC API, as an operator would: a
-//! usage plan, then per unit `SIM-000001`… the unit (its device secret comes back once), a
+//! usage plan, then per unit `SIM-000001`… the unit (its device key comes back once), a
 //! customer with a completed registration (which opens the billing account) and an opening
 //! credit under the idempotent reference `<serial>-opening`.
 //!
 //! Re-running is safe: the plan is found by name, a unit the organisation already has is not
-//! registered again (its secret must then come from the credentials file of the run that
+//! registered again (its key must then come from the credentials file of the run that
 //! registered it), an installed unit is not installed again, and the opening credit's
 //! reference makes it one payment however often the fleet is enrolled.
 //!
@@ -18,8 +18,10 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use sunledger_proto::api::v1 as api;
+use sunledger_proto::authenticity::DeviceKey;
 use tonic::Code;
 
+use crate::credentials::device_key;
 use crate::device::DeviceCredentials;
 use crate::error::SimError;
 use crate::keypad_unit::KeypadSpec;
@@ -57,13 +59,13 @@ pub struct EnrolOptions {
 }
 
 /// One enrolled unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnrolledUnit {
     /// `SIM-000001`…, the device's MQTT client id.
     pub serial: String,
-    /// The device secret: issued by this run, or from the credentials file given; `None` for
-    /// a unit registered earlier whose secret the file lacks.
-    pub secret: Option<String>,
+    /// The device key: issued by this run, or from the credentials file given; `None` for a
+    /// unit registered earlier whose key the file lacks.
+    pub device_key: Option<DeviceKey>,
     /// Whether this run registered the unit (else the organisation already had it).
     pub newly_registered: bool,
     /// The complete installation whose account bills the unit (ledger and balance name it).
@@ -71,6 +73,19 @@ pub struct EnrolledUnit {
     /// Energy the platform had metered for the unit before this run (earlier runs'), so
     /// the audit compares only what this run's devices reported.
     pub consumed_wh_before: u64,
+}
+
+impl std::fmt::Debug for EnrolledUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self.device_key.map(|_| "<redacted>");
+        f.debug_struct("EnrolledUnit")
+            .field("serial", &self.serial)
+            .field("device_key", &key)
+            .field("newly_registered", &self.newly_registered)
+            .field("installation_id", &self.installation_id)
+            .field("consumed_wh_before", &self.consumed_wh_before)
+            .finish()
+    }
 }
 
 /// The enrolled fleet, in serial order.
@@ -92,14 +107,14 @@ impl Enrolment {
         self.units.iter().filter(|unit| !unit.newly_registered)
     }
 
-    /// Every unit with a secret, as a credentials file lists them.
+    /// Every unit with a device key, as a credentials file lists them.
     pub fn credentials(&self) -> Vec<DeviceCredentials> {
         self.units
             .iter()
             .filter_map(|unit| {
                 Some(DeviceCredentials {
                     serial: unit.serial.clone(),
-                    secret: unit.secret.clone()?,
+                    device_key: unit.device_key?,
                     command_key: Some(self.command_key),
                 })
             })
@@ -107,23 +122,23 @@ impl Enrolment {
     }
 
     /// Refuses a fleet with a unit that cannot log in, naming every such unit.
-    pub fn require_all_secrets(&self) -> Result<(), SimError> {
+    pub fn require_all_device_keys(&self) -> Result<(), SimError> {
         let serials: Vec<String> = self
             .units
             .iter()
-            .filter(|unit| unit.secret.is_none())
+            .filter(|unit| unit.device_key.is_none())
             .map(|unit| unit.serial.clone())
             .collect();
         match serials.is_empty() {
             true => Ok(()),
-            false => Err(SimError::MissingSecrets { serials }),
+            false => Err(SimError::MissingDeviceKeys { serials }),
         }
     }
 }
 
 /// Enrols units `SIM-000001`… up to `options.devices` in the caller's organisation, and the
-/// keypad units of `options.keypads`; `known` supplies the secrets of units registered by an
-/// earlier run.
+/// keypad units of `options.keypads`; `known` supplies the device keys of units registered by
+/// an earlier run.
 pub async fn enrol(
     operator: &Operator,
     options: &EnrolOptions,
@@ -142,20 +157,17 @@ pub async fn enrol(
         price_per_kwh: price,
     };
     let plan_id = find_or_create(operator, PLAN_NAME, usage).await?;
-    let known: HashMap<&str, &str> = known
+    let known: HashMap<&str, DeviceKey> = known
         .iter()
-        .map(|device| (device.serial.as_str(), device.secret.as_str()))
+        .map(|device| (device.serial.as_str(), device.device_key))
         .collect();
     let units = (1..=options.devices).map(|n| {
         let serial = sim_serial(n);
-        let secret = known
-            .get(serial.as_str())
-            .map(|secret| (*secret).to_owned());
         let unit = UnitToEnrol {
             operator: operator.clone(),
             n,
+            known_device_key: known.get(serial.as_str()).copied(),
             serial,
-            known_secret: secret,
             plan_id: plan_id.clone(),
             credit,
         };
@@ -221,7 +233,7 @@ struct UnitToEnrol {
     operator: Operator,
     n: usize,
     serial: String,
-    known_secret: Option<String>,
+    known_device_key: Option<DeviceKey>,
     plan_id: String,
     credit: Decimal,
 }
@@ -235,9 +247,15 @@ impl UnitToEnrol {
             entity_id: String::new(),
             ..Default::default()
         };
-        let (secret, newly_registered, installation_id, consumed_wh_before) =
+        let (key, newly_registered, installation_id, consumed_wh_before) =
             match self.operator.units().register_unit(request).await {
-                Ok(response) => (Some(response.into_inner().device_secret), true, None, 0),
+                Ok(response) => {
+                    let issued = device_key(&response.into_inner().device_key);
+                    let key = issued.ok_or_else(|| SimError::InvalidDeviceKey {
+                        serial: self.serial.clone(),
+                    })?;
+                    (Some(key), true, None, 0)
+                }
                 Err(status) if status.code() == Code::AlreadyExists => {
                     let request = api::GetUnitRequest {
                         serial: self.serial.clone(),
@@ -251,9 +269,8 @@ impl UnitToEnrol {
                         .into_inner();
                     let current = details.unit.map(|unit| unit.current_installation_id);
                     let consumed_wh = details.device.map_or(0, |device| device.consumed_wh);
-                    let secret = self.known_secret.clone();
                     let installation_id = current.filter(|id| !id.is_empty());
-                    (secret, false, installation_id, consumed_wh)
+                    (self.known_device_key, false, installation_id, consumed_wh)
                 }
                 Err(status) => return Err(SimError::api(call("RegisterUnit"), status)),
             };
@@ -266,7 +283,7 @@ impl UnitToEnrol {
         }
         Ok(EnrolledUnit {
             serial: self.serial,
-            secret,
+            device_key: key,
             newly_registered,
             installation_id,
             consumed_wh_before,

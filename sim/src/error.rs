@@ -33,7 +33,7 @@ pub enum SimError {
         /// The repeated serial.
         serial: String,
     },
-    /// A line of a credentials file is not `serial,secret`.
+    /// A line of a credentials file is not `serial,device_key[,command_key]`.
     #[error("credentials line {line}: {reason}")]
     CredentialsLine {
         /// One-based line number in the file.
@@ -63,15 +63,28 @@ pub enum SimError {
         status: Box<tonic::Status>,
     },
     /// Units already registered in the organisation are missing from the credentials file;
-    /// their secrets were shown only once, when they were registered.
+    /// their device keys were shown only once, when they were registered.
     #[error(
-        "{} units already exist in the organisation but have no secret in the credentials          file (secrets are shown only once): {}; pass the credentials file written when they          were registered, or use a fresh organisation",
+        "{} units already exist in the organisation but have no device key in the credentials \
+         file (keys are shown only once): {}; pass the credentials file written when they \
+         were registered, or use a fresh organisation",
         serials.len(),
         serials.join(", ")
     )]
-    MissingSecrets {
-        /// The units without a secret.
+    MissingDeviceKeys {
+        /// The units without a device key.
         serials: Vec<String>,
+    },
+    /// `RegisterUnit` answered without a usable device key, so the unit could neither log in
+    /// nor seal a reading; a server from before device keys answers so.
+    /// (The value is not shown: were it a garbled real key, it would still be a secret.)
+    #[error(
+        "RegisterUnit {serial}: the answer's device_key is not 32 hex digits (a server \
+         without device keys?)"
+    )]
+    InvalidDeviceKey {
+        /// The unit just registered.
+        serial: String,
     },
     /// The plan to reuse exists with other terms than asked for; plan terms never change.
     #[error(

@@ -1,5 +1,6 @@
 //! Seeded fault injection: each report interval rolls, from the device's own random stream,
-//! whether it drops offline, reboots, duplicates its report or also sends garbage. One roll
+//! whether it drops offline, reboots, duplicates its report, also sends garbage or also sends
+//! a tampered copy of its report. One roll
 //! per interval whatever the connection state, so a seed replays the same fault schedule.
 
 use rand::rngs::StdRng;
@@ -18,6 +19,8 @@ pub struct IntervalFaults {
     pub duplicate: bool,
     /// Also publish garbage on the telemetry topic.
     pub malformed: bool,
+    /// Also publish a tampered copy of the report, whose MAC does not match.
+    pub tampered: bool,
 }
 
 /// A device's fault schedule, drawn from its own seeded stream.
@@ -46,6 +49,7 @@ impl FaultInjector {
             reset: self.rng.random_bool(self.rates.reset_per_report),
             duplicate: self.rng.random_bool(self.rates.duplicate_per_report),
             malformed: self.rng.random_bool(self.rates.malformed_per_report),
+            tampered: self.rng.random_bool(self.rates.tampered_per_report),
         }
     }
 
@@ -71,6 +75,7 @@ mod tests {
             reset_per_report: 0.01,
             duplicate_per_report: 0.1,
             malformed_per_report: 0.05,
+            tampered_per_report: 0.03,
         }
     }
 
@@ -78,7 +83,7 @@ mod tests {
     fn rates_are_roughly_honoured_with_a_fixed_seed() {
         let mut injector = FaultInjector::new(rates(), 42);
         let rolls = 100_000;
-        let (mut offline, mut reset, mut duplicate, mut malformed) = (0, 0, 0, 0);
+        let (mut offline, mut reset, mut duplicate, mut malformed, mut tampered) = (0, 0, 0, 0, 0);
         for _ in 0..rolls {
             let faults = injector.roll();
             if let Some(reports) = faults.offline_reports {
@@ -88,6 +93,7 @@ mod tests {
             reset += u32::from(faults.reset);
             duplicate += u32::from(faults.duplicate);
             malformed += u32::from(faults.malformed);
+            tampered += u32::from(faults.tampered);
         }
         let near = |count: u32, rate: f64| {
             let expected = rate * f64::from(rolls);
@@ -97,6 +103,7 @@ mod tests {
         assert!(near(reset, 0.01), "reset {reset}");
         assert!(near(duplicate, 0.1), "duplicate {duplicate}");
         assert!(near(malformed, 0.05), "malformed {malformed}");
+        assert!(near(tampered, 0.03), "tampered {tampered}");
     }
 
     #[test]

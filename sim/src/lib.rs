@@ -12,7 +12,7 @@
 //! - [`truth`]: what each device told the platform, for the auditor.
 //! - [`device`]: [`SimDevice`], the model behind a rumqttc client; drivable step by step in
 //!   tests.
-//! - [`credentials`]: `serial,secret` files for runs against a real server.
+//! - [`credentials`]: `serial,device_key[,command_key]` files for runs against a real server.
 //! - [`run`]: a timed run with progress reports and a [`RunSummary`](run::RunSummary), what
 //!   `sunledger sim` drives.
 //! - [`fleet`]: [`Fleet`], one tokio task per device (`device_task.rs`), bounded connects,
@@ -28,9 +28,10 @@
 //!   firmware, and audits that every day paid for arrived.
 //!
 //! Data flows from the simulated clock into each device's model (energy accrues whether or
-//! not it is connected), out as `Telemetry` through the outbox to the broker, and back as
-//! PUBACKs that move readings into the device's truth as *reported*; commands flow in from
-//! the broker, through the model, and out as `CommandAck`s. Every random choice comes from
+//! not it is connected), out as `Telemetry` sealed under the device key through the outbox to
+//! the broker, and back as PUBACKs that move readings into the device's truth as *reported*;
+//! commands flow in from the broker, are checked against the owner's signature, go through the
+//! model, and out as sealed `CommandAck`s. Every random choice comes from
 //! the fleet seed and the device serial, so a run replays. Against a real server, the fleet is
 //! enrolled through the API first, and its truths are audited through the API at the end.
 //! Keypad units' data flows the other way: payments go to the platform, tokens come back in

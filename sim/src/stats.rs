@@ -19,6 +19,7 @@ pub struct FleetCounters {
     telemetry_sent: AtomicU64,
     duplicates_sent: AtomicU64,
     malformed_sent: AtomicU64,
+    tampered_sent: AtomicU64,
     telemetry_acked: AtomicU64,
     acks_sent: AtomicU64,
     commands_received: AtomicU64,
@@ -48,6 +49,9 @@ pub struct FleetStats {
     pub duplicates_sent: u64,
     /// Garbage payloads handed to the MQTT client.
     pub malformed_sent: u64,
+    /// Tampered copies of readings (a MAC that does not match) handed to the MQTT client;
+    /// the platform should count each as `bad_mac`.
+    pub tampered_sent: u64,
     /// Readings (valid or duplicate) the broker acknowledged.
     pub telemetry_acked: u64,
     /// Command acknowledgements handed to the MQTT client.
@@ -78,6 +82,7 @@ pub(crate) enum Count {
     TelemetrySent,
     DuplicatesSent,
     MalformedSent,
+    TamperedSent,
     TelemetryAcked,
     AcksSent,
     CommandsReceived,
@@ -103,6 +108,7 @@ impl FleetCounters {
             Count::TelemetrySent => &self.telemetry_sent,
             Count::DuplicatesSent => &self.duplicates_sent,
             Count::MalformedSent => &self.malformed_sent,
+            Count::TamperedSent => &self.tampered_sent,
             Count::TelemetryAcked => &self.telemetry_acked,
             Count::AcksSent => &self.acks_sent,
             Count::CommandsReceived => &self.commands_received,
@@ -156,6 +162,7 @@ impl FleetCounters {
             telemetry_sent: read(&self.telemetry_sent),
             duplicates_sent: read(&self.duplicates_sent),
             malformed_sent: read(&self.malformed_sent),
+            tampered_sent: read(&self.tampered_sent),
             telemetry_acked: read(&self.telemetry_acked),
             acks_sent: read(&self.acks_sent),
             commands_received: read(&self.commands_received),

@@ -2,7 +2,8 @@
 //! device actually sent, so an auditor can compare it with the platform's ledger.
 //!
 //! Counters are cumulative per boot, so what the platform learns of a boot is the largest
-//! reading of that boot it received; duplicates and garbage add nothing. A reading counts as
+//! reading of that boot it received; duplicates, tampered copies (which the platform refuses
+//! for their MAC) and garbage add nothing. A reading counts as
 //! *reported* once the broker acknowledged it (PUBACK), and as *possibly reported* once it was
 //! written to the socket (the connection may have dropped before the PUBACK). Energy counted
 //! after a boot's last reported reading and before the reboot never reaches the platform:
@@ -43,7 +44,8 @@ struct BootLedger {
     boot: u32,
     /// Largest counters the broker acknowledged.
     acked: Counters,
-    /// Counters of the first acknowledged reading: the platform's baseline for this boot.
+    /// Counters of the first acknowledged reading: the platform's baseline for this boot
+    /// unless neither counter is below the previous boot's last (see [`baseline_wh`]).
     first_acked: Option<Counters>,
     /// Largest counters written to the socket, acknowledged or not.
     written: Counters,
@@ -79,10 +81,16 @@ pub struct DeviceTruth {
     pub reported_load_wh: u64,
     /// USB Wh the broker acknowledged receiving, summed over boots.
     pub reported_usb_wh: u64,
-    /// Wh (load plus USB) of the first acknowledged reading of each boot, summed. The
-    /// platform takes a unit's first reading, and the first after a reboot (its counters went
-    /// down), as a new baseline and charges nothing for it.
+    /// Wh (load plus USB) the platform charges nothing for, summed over boots: a unit's first
+    /// reading is its baseline, and so is the first after a reboot whose counters went down;
+    /// if neither counter went down (the previous boot reported less than the new one counted
+    /// before reporting), the platform charges the increase, and only the previous boot's
+    /// last reading is baseline.
     pub baseline_wh: u64,
+    /// Wh (load plus USB) of the first acknowledged reading of this run: the platform's
+    /// baseline for a unit that never reported before, and at most what it charged for it
+    /// otherwise (the increase over the last reading of an earlier run, unknown here).
+    pub first_reported_wh: u64,
     /// Upper bound of Wh (load plus USB) the platform may have received, counting readings
     /// written before a connection dropped without their PUBACK.
     pub possibly_reported_wh: u64,
@@ -97,6 +105,9 @@ pub struct DeviceTruth {
     pub telemetry_duplicates_sent: u64,
     /// Garbage payloads handed to the MQTT client; never counted as energy.
     pub telemetry_malformed_sent: u64,
+    /// Tampered copies of readings handed to the MQTT client; never counted as energy,
+    /// since their MAC does not match.
+    pub telemetry_tampered_sent: u64,
     /// Valid readings and copies the broker acknowledged.
     pub telemetry_acked: u64,
     /// Command acknowledgements handed to the MQTT client.
@@ -145,6 +156,8 @@ pub enum SentKind {
     Duplicate,
     /// Garbage bytes.
     Malformed,
+    /// A reading altered after it was sealed.
+    Tampered,
 }
 
 /// Accumulates one device's ground truth as the device acts.
@@ -158,6 +171,7 @@ pub struct TruthRecorder {
     sent_valid: u64,
     sent_duplicate: u64,
     sent_malformed: u64,
+    sent_tampered: u64,
     acked: u64,
     acks_sent: u64,
     resets: u32,
@@ -178,6 +192,7 @@ impl TruthRecorder {
             sent_valid: 0,
             sent_duplicate: 0,
             sent_malformed: 0,
+            sent_tampered: 0,
             acked: 0,
             acks_sent: 0,
             resets: 0,
@@ -219,6 +234,7 @@ impl TruthRecorder {
             SentKind::Valid => self.sent_valid += 1,
             SentKind::Duplicate => self.sent_duplicate += 1,
             SentKind::Malformed => self.sent_malformed += 1,
+            SentKind::Tampered => self.sent_tampered += 1,
         }
     }
 
@@ -271,7 +287,12 @@ impl TruthRecorder {
             load_on: self.load_on,
             reported_load_wh: sum(|b| b.acked.load_wh),
             reported_usb_wh: sum(|b| b.acked.usb_wh),
-            baseline_wh: sum(|b| b.first_acked.map_or(0, |c| c.total_wh())),
+            baseline_wh: baseline_wh(&self.boots),
+            first_reported_wh: self
+                .boots
+                .iter()
+                .find_map(|boot| boot.first_acked)
+                .map_or(0, |first| first.total_wh()),
             possibly_reported_wh: sum(|b| b.written.total_wh()),
             unreported_wh_lost_to_reset: ended
                 .iter()
@@ -281,6 +302,7 @@ impl TruthRecorder {
             telemetry_valid_sent: self.sent_valid,
             telemetry_duplicates_sent: self.sent_duplicate,
             telemetry_malformed_sent: self.sent_malformed,
+            telemetry_tampered_sent: self.sent_tampered,
             telemetry_acked: self.acked,
             acks_sent: self.acks_sent,
             resets: self.resets,
@@ -289,6 +311,27 @@ impl TruthRecorder {
             commands_not_logged: self.commands_not_logged,
         }
     }
+}
+
+/// The Wh of `boots` the platform takes as baselines and charges nothing for, as its meter
+/// does: each reading after the first is charged its increase over the last accepted one,
+/// unless a counter went down (a reset), when it becomes the new baseline.
+fn baseline_wh(boots: &[BootLedger]) -> u64 {
+    let mut last_reported: Option<Counters> = None;
+    let mut baseline = 0;
+    for boot in boots {
+        let Some(first) = boot.first_acked else {
+            continue;
+        };
+        baseline += match last_reported {
+            Some(last) if first.load_wh >= last.load_wh && first.usb_wh >= last.usb_wh => {
+                last.total_wh()
+            }
+            _ => first.total_wh(),
+        };
+        last_reported = Some(boot.acked);
+    }
+    baseline
 }
 
 #[cfg(test)]
@@ -300,9 +343,14 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_and_garbage_add_no_energy() {
+    fn duplicates_tampered_copies_and_garbage_add_no_energy() {
         let mut truth = TruthRecorder::new("SL-1".into(), 5, 1, 4);
-        for kind in [SentKind::Valid, SentKind::Duplicate, SentKind::Malformed] {
+        for kind in [
+            SentKind::Valid,
+            SentKind::Duplicate,
+            SentKind::Malformed,
+            SentKind::Tampered,
+        ] {
             truth.on_sent(kind);
         }
         truth.on_counted(wh(10, 2));
@@ -315,8 +363,9 @@ mod tests {
             snapshot.telemetry_valid_sent,
             snapshot.telemetry_duplicates_sent,
             snapshot.telemetry_malformed_sent,
+            snapshot.telemetry_tampered_sent,
         );
-        assert_eq!(sent, (1, 1, 1));
+        assert_eq!(sent, (1, 1, 1, 1));
     }
 
     #[test]
@@ -340,6 +389,28 @@ mod tests {
         let accounted = snapshot.reported_wh() + snapshot.unreported_wh_lost_to_reset + pending_wh;
         assert_eq!(snapshot.consumed_wh, accounted);
         assert_eq!((snapshot.boot, snapshot.resets), (2, 1));
+    }
+
+    #[test]
+    fn a_reboot_whose_counters_did_not_go_down_is_charged_from_the_last_reading() {
+        let mut truth = TruthRecorder::new("SL-1".into(), 5, 1, 4);
+        truth.on_acked(1, wh(2, 1));
+        truth.on_acked(1, wh(3, 1));
+        truth.on_reset(wh(3, 1), 2);
+        // Offline long enough after the reboot to count past the last report.
+        truth.on_acked(2, wh(9, 1));
+        truth.on_acked(2, wh(11, 2));
+        truth.on_reset(wh(11, 2), 3);
+        truth.on_acked(3, wh(12, 0));
+        let snapshot = truth.snapshot();
+        assert_eq!(snapshot.reported_wh(), 4 + 13 + 12);
+        assert_eq!(
+            snapshot.baseline_wh,
+            3 + 4 + 12,
+            "boot 2 is charged from boot 1's last reading; boot 3's USB counter went down"
+        );
+        assert_eq!(snapshot.billable_wh(), 1 + 9);
+        assert_eq!(snapshot.first_reported_wh, 3);
     }
 
     #[test]

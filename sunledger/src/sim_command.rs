@@ -33,8 +33,8 @@ pub struct SimArgs {
     /// MQTT broker as host:port [default: 127.0.0.1:1883, or the --config file's].
     #[arg(long)]
     broker: Option<String>,
-    /// Credentials file, one `serial,secret` a line (`#` comments): read to run, written
-    /// with --database.
+    /// Credentials file, one `serial,device_key[,command_key]` a line (`#` comments): read
+    /// to run, written with --database and --grpc.
     #[arg(long, default_value = "sim-credentials.txt")]
     credentials: PathBuf,
     /// A STOPPED server's redb file: registers (or re-keys) units SIM-000001.. and writes
@@ -43,7 +43,7 @@ pub struct SimArgs {
     database: Option<PathBuf>,
     /// A RUNNING server's operators' API (e.g. http://127.0.0.1:50051): enrols units
     /// SIM-000001.. through it (plan, unit, customer, registration, opening credit), merges
-    /// their secrets into the credentials file, runs them, and audits the platform after.
+    /// their device keys into the credentials file, runs them, and audits the platform after.
     #[arg(long)]
     grpc: Option<String>,
     /// An Admin's API token for --grpc.
@@ -103,6 +103,10 @@ pub struct SimArgs {
     /// Chance per report that garbage is also sent on the telemetry topic.
     #[arg(long)]
     malformed_rate: Option<f64>,
+    /// Chance per report that a tampered copy (one Wh more, far ahead in sequence, the
+    /// genuine MAC) is also sent; the platform must refuse it as `bad_mac`.
+    #[arg(long)]
+    tampered_rate: Option<f64>,
     /// SimConfig TOML file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -194,8 +198,8 @@ pub async fn simulate(
     Ok(summary)
 }
 
-/// Enrols the fleet through the operators' API at `endpoint`, taking the secrets of units an
-/// earlier run registered from the credentials file, and writes every secret back to it.
+/// Enrols the fleet through the operators' API at `endpoint`, taking the device keys of units
+/// an earlier run registered from the credentials file, and writes every key back to it.
 /// Keypad units get keys from `seed`.
 async fn enrol_fleet(
     args: &SimArgs,
@@ -223,7 +227,7 @@ async fn enrol_fleet(
     if skipped > 0 {
         eprintln!(
             "sim: {skipped} units already existed in the organisation: their registration was \
-             skipped and their secrets must come from {}",
+             skipped and their device keys must come from {}",
             args.credentials.display()
         );
     }
@@ -231,7 +235,7 @@ async fn enrol_fleet(
         &args.credentials,
         &merge_credentials(known, enrolment.credentials()),
     )?;
-    enrolment.require_all_secrets()?;
+    enrolment.require_all_device_keys()?;
     eprintln!(
         "sim: {} units enrolled on plan {} ({} newly registered); credentials in {}",
         enrolment.units.len(),
@@ -250,7 +254,7 @@ async fn enrol_fleet(
 }
 
 /// `known` with every device of `fresh` replacing its entry or added, so a smaller run keeps
-/// the secrets of units it did not enrol.
+/// the device keys of units it did not enrol.
 fn merge_credentials(
     mut known: Vec<DeviceCredentials>,
     fresh: Vec<DeviceCredentials>,
@@ -308,6 +312,7 @@ impl SimArgs {
             (&mut faults.reset_per_report, self.reset_rate),
             (&mut faults.duplicate_per_report, self.duplicate_rate),
             (&mut faults.malformed_per_report, self.malformed_rate),
+            (&mut faults.tampered_per_report, self.tampered_rate),
             (&mut config.time_scale, self.time_scale),
         ] {
             if let Some(value) = flag {
@@ -320,7 +325,7 @@ impl SimArgs {
 }
 
 /// Registers `devices` units SIM-000001.. in a stopped server's database, re-keying those
-/// that exist (a secret is stored only hashed, so an old one cannot be recovered).
+/// that exist (the platform shows a device key only once, so an old one cannot be had again).
 fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceCredentials>> {
     let store = Store::open(database)
         .with_context(|| format!("opening {} (is the server running?)", database.display()))?;
@@ -329,14 +334,14 @@ fn register_units(database: &Path, devices: usize) -> anyhow::Result<Vec<DeviceC
     (1..=devices)
         .map(|n| {
             let serial = format!("SIM-{n:06}");
-            let secret = match store.register_unit(&serial, now_ms, false) {
-                Ok((_, secret)) => secret,
+            let key = match store.register_unit(&serial, now_ms, false) {
+                Ok((_, key)) => key,
                 Err(StoreError::UnitExists(_)) => store.rotate_device_key(&serial, now_ms, 0)?.1,
                 Err(error) => return Err(error.into()),
             };
             Ok(DeviceCredentials {
                 serial,
-                secret: secret.mqtt_password(),
+                device_key: *key.bytes(),
                 command_key: Some(command_key),
             })
         })
@@ -441,7 +446,7 @@ mod tests {
         assert_eq!(first.len(), 3);
         assert_eq!(first[2].serial, "SIM-000003");
         assert_ne!(
-            first[0].secret, again[0].secret,
+            first[0].device_key, again[0].device_key,
             "existing units are re-keyed"
         );
         let file = dir.path().join("creds.txt");
@@ -459,14 +464,11 @@ mod tests {
         let credentials: Vec<_> = (1..=3)
             .map(|n| {
                 let serial = format!("SIM-{n:06}");
-                let secret = server
-                    .register_unit(&serial, false)
-                    .unwrap()
-                    .mqtt_password();
+                let device_key = *server.register_unit(&serial, false).unwrap().bytes();
                 let command_key = server.store().command_verifying_key(PLATFORM_OWNER).ok();
                 DeviceCredentials {
                     serial,
-                    secret,
+                    device_key,
                     command_key,
                 }
             })
@@ -522,6 +524,8 @@ mod tests {
                 "200",
                 "--time-scale",
                 "3600",
+                "--tampered-rate",
+                "0.3",
             ],
         ]
         .concat();
@@ -547,11 +551,13 @@ mod tests {
         assert!(summary.table().contains("resolution 1 s"));
         // The devices checked every command's signature with the organisation's key.
         assert_eq!(summary.totals.commands_forged, 0, "{summary:?}");
+        // The platform billed none of the tampered copies (else the audit would not pass).
+        assert!(summary.totals.tampered_sent > 0, "{summary:?}");
         let written = parse_credentials(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(written.len(), 4);
         assert!(written.iter().all(|unit| unit.command_key.is_some()));
 
-        // A second enrolment registers nothing and takes the secrets from the file.
+        // A second enrolment registers nothing and takes the device keys from the file.
         let again = simulate(&args(&flags), std::future::pending())
             .await
             .unwrap();

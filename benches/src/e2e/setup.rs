@@ -40,7 +40,7 @@ pub fn register(server: &Server, serials: &[String]) -> anyhow::Result<Vec<Devic
             let key = server.register_unit(serial, false)?;
             Ok(DeviceCredentials {
                 serial: serial.clone(),
-                secret: key.mqtt_password(),
+                device_key: *key.bytes(),
                 command_key: Some(server.store().command_verifying_key(PLATFORM_OWNER)?),
             })
         })

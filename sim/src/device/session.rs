@@ -12,9 +12,17 @@ use super::{STATUS_ONLINE, SimDevice};
 use crate::clock::real_unix_ms;
 use crate::device_model::CommandOutcome;
 use crate::error::{DeviceError, WaitedFor, is_login_refusal};
+use crate::faults::IntervalFaults;
 use crate::outbox::Tag;
 use crate::stats::{Count, Gauge};
 use crate::truth::{CommandReceipt, SentKind};
+
+/// How far ahead in sequence a tampered copy claims to be: far enough that, were it accepted,
+/// the platform would ignore the unit's genuine readings for the rest of a run as old ones.
+const TAMPERED_SEQ_AHEAD: u64 = 1_000_000;
+/// How much later a tampered copy claims to be taken (seconds): long enough that its extra
+/// watt-hour is well within any rated power, so a platform that took it would bill it.
+const TAMPERED_LATER_S: i64 = 60;
 
 /// What one event-loop event meant to the device.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,10 +213,8 @@ impl SimDevice {
         self.lock_truth().on_command(receipt, load_on);
         if let (true, Some(ack)) = (outcome.needs_ack(), self.model.current_ack()) {
             let topic = self.topics.ack.clone();
-            if self
-                .enqueue(topic, ack.encode_to_vec(), false, Tag::Other)
-                .is_ok()
-            {
+            let payload = self.seal(ack).encode_to_vec();
+            if self.enqueue(topic, payload, false, Tag::Other).is_ok() {
                 self.lock_truth().on_ack_sent();
                 self.counters.bump(Count::AcksSent);
             }
@@ -240,17 +246,18 @@ impl SimDevice {
         }
     }
 
-    /// Takes the next reading and publishes it, plus a copy and garbage if asked. Only the
-    /// reading's own failure is an error; a lost copy or garbage is just counted.
+    /// Takes the next reading and publishes it sealed under the device key, plus the copy,
+    /// garbage and tampered copy `faults` asks for (its other faults are the fleet loop's).
+    /// Only the reading's own failure is an error; a lost extra is just counted.
     pub(crate) fn publish_reading(
         &mut self,
-        duplicate: bool,
-        malformed: bool,
+        faults: IntervalFaults,
     ) -> Result<Telemetry, DeviceError> {
         if !self.connected {
             return Err(DeviceError::NotConnected);
         }
         let reading = self.model.next_telemetry(self.clock.now_ms());
+        let reading = self.seal(reading);
         let counters = self.model.counters();
         self.lock_truth().on_counted(counters);
         let tag = Tag::Reading {
@@ -258,14 +265,18 @@ impl SimDevice {
             counters,
         };
         let payload = reading.encode_to_vec();
-        let copy = duplicate.then(|| payload.clone());
+        let copy = faults.duplicate.then(|| payload.clone());
         self.send_telemetry(payload, tag, SentKind::Valid)?;
         if let Some(copy) = copy {
             let _ = self.send_telemetry(copy, tag, SentKind::Duplicate);
         }
-        if malformed {
+        if faults.malformed {
             let garbage = self.faults.garbage();
             let _ = self.send_telemetry(garbage, Tag::Other, SentKind::Malformed);
+        }
+        if faults.tampered {
+            let forged = tampered(&reading).encode_to_vec();
+            let _ = self.send_telemetry(forged, Tag::Other, SentKind::Tampered);
         }
         Ok(reading)
     }
@@ -283,6 +294,7 @@ impl SimDevice {
             SentKind::Valid => Count::TelemetrySent,
             SentKind::Duplicate => Count::DuplicatesSent,
             SentKind::Malformed => Count::MalformedSent,
+            SentKind::Tampered => Count::TamperedSent,
         });
         Ok(())
     }
@@ -313,7 +325,7 @@ impl SimDevice {
             return TickAction::GoOffline(reports);
         }
         // A full queue is already counted; the next reading carries the counters anyway.
-        let _ = self.publish_reading(faults.duplicate, faults.malformed);
+        let _ = self.publish_reading(faults);
         TickAction::Stay
     }
 
@@ -324,5 +336,18 @@ impl SimDevice {
         if faults.reset {
             self.inject_reset();
         }
+    }
+}
+
+/// `reading` as someone rewriting the unit's traffic would send it: a watt-hour more, a
+/// minute later and far ahead in sequence, under the genuine reading's MAC, which no longer
+/// matches. Were the platform to take it, it would bill the extra watt-hour and then ignore
+/// the unit's genuine readings as old: the audit finds either.
+fn tampered(reading: &Telemetry) -> Telemetry {
+    Telemetry {
+        seq: reading.seq + TAMPERED_SEQ_AHEAD,
+        ts: reading.ts + TAMPERED_LATER_S,
+        load_wh: reading.load_wh + 1,
+        ..reading.clone()
     }
 }

@@ -4,13 +4,14 @@
 //!
 //! - [`seed`]: the organisation "Sunledger Demo", its plans, units `DEMO-000001`…, their
 //!   customers and installations and welcome credits, created once and found again on later
-//!   starts; returns a fresh Admin API token and fresh device secrets.
+//!   starts; returns a fresh Admin API token and fresh device keys.
 //! - [`record`]: what the demo remembers between starts (in the database itself).
 //! - `top_up`: payments through the directory, as the Payments service makes them.
 //!
 //! [`Demo::start`] seeds, prints the token with ready-to-paste `grpcurl` calls, connects the
-//! fleet with the fresh secrets, prints a one-line summary every few seconds and pays for some
-//! switched-off units every minute so they come back on.
+//! fleet with the fresh device keys (which seal every reading and ack), prints a one-line
+//! summary every few seconds and pays for some switched-off units every minute so they come
+//! back on.
 
 pub mod record;
 pub mod seed;
@@ -59,7 +60,7 @@ impl Demo {
             .iter()
             .map(|unit| DeviceCredentials {
                 serial: unit.serial.clone(),
-                secret: unit.secret.mqtt_password(),
+                device_key: *unit.device_key.bytes(),
                 command_key: Some(command_key),
             })
             .collect();

@@ -10,9 +10,9 @@
 //!
 //! Later starts on the same database find the organisation through [`super::record`], revoke
 //! the previous demo token and issue a fresh one (tokens are stored only hashed), and re-key
-//! every unit's device secret (secrets are never stored either). A unit already installed is
-//! not installed again, and the welcome credit's reference `<serial>-welcome` makes it one
-//! payment however often the demo starts. Each step finds what an interrupted earlier start
+//! every unit (a device key is shown only once). A unit already installed is not installed
+//! again, and the welcome credit's reference `<serial>-welcome` makes it one payment however
+//! often the demo starts. Each step finds what an interrupted earlier start
 //! left, so seeding can be repeated until it completes.
 
 use anyhow::Context;
@@ -46,7 +46,7 @@ const DEMO_LOCATION: (f64, f64) = (-1.2921, 36.8219);
 const DEMO_IMEI_BASE: u64 = 35_900_000_000_000;
 
 /// What seeding produced: how to call the API as the demo Admin, and the demo units with
-/// their fresh device secrets for the simulated fleet.
+/// their fresh device keys for the simulated fleet.
 pub struct Seeded {
     /// The demo organisation.
     pub organisation: Organisation,
@@ -65,7 +65,7 @@ pub struct SeededUnit {
     /// The complete installation whose account bills the unit (payments name it).
     pub installation_id: String,
     /// The device key issued by this start; the previous one no longer works.
-    pub secret: DeviceKey,
+    pub device_key: DeviceKey,
 }
 
 /// Seeds (first start) or finds and re-keys (later starts) the demo organisation with
@@ -181,7 +181,7 @@ fn seed_unit(
 ) -> anyhow::Result<SeededUnit> {
     let platform = server.platform();
     let serial = format!("{SERIAL_PREFIX}{n:06}");
-    let (secret, current) = match platform.directory.unit(&admin.org_id, &serial) {
+    let (device_key, current) = match platform.directory.unit(&admin.org_id, &serial) {
         Ok((held, _)) => (server.rotate_device_key(&serial, 0)?, held.current),
         Err(DirectoryError::UnitNotFound(_)) => {
             let new = NewUnit {
@@ -189,7 +189,7 @@ fn seed_unit(
                 imei: imei(n),
                 ..NewUnit::default()
             };
-            let (_, secret) = platform
+            let (_, device_key) = platform
                 .directory
                 .register_unit(admin, &new, &platform.units)
                 .with_context(|| {
@@ -198,7 +198,7 @@ fn seed_unit(
                          older demo? start with a fresh --database)"
                     )
                 })?;
-            (secret, None)
+            (device_key, None)
         }
         Err(error) => return Err(error.into()),
     };
@@ -217,7 +217,7 @@ fn seed_unit(
     Ok(SeededUnit {
         serial,
         installation_id,
-        secret,
+        device_key,
     })
 }
 
