@@ -1,6 +1,6 @@
 //! `serve --demo` seeds a real organisation through the directory: what it creates is what
 //! the gRPC API shows, a restart on the same database finds it again without duplicating
-//! anything, and every start hands out a fresh Admin token and fresh device secrets while
+//! anything, and every start hands out a fresh Admin token and fresh device keys while
 //! the previous ones stop working.
 //!
 //! How: the real server on a temporary database, seeded with a handful of demo units by
@@ -139,9 +139,9 @@ async fn the_demo_organisation_is_seeded_once_and_each_start_issues_a_fresh_toke
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
 
     let unit = &second.units[0];
-    let stale_key = &first.units[0].secret;
-    assert_ne!(&unit.secret, stale_key, "device keys re-issued");
-    let mut device = Device::connect(server.mqtt, &unit.serial, &unit.secret, None);
+    let stale_key = &first.units[0].device_key;
+    assert_ne!(&unit.device_key, stale_key, "device keys re-issued");
+    let mut device = Device::connect(server.mqtt, &unit.serial, &unit.device_key, None);
     device.expect_connected().await;
     let mut stale = Device::connect(server.mqtt, &unit.serial, stale_key, None);
     stale.expect_closed().await;
