@@ -14,7 +14,7 @@
 //! Refusals are counted in `sunledger_broker_acl_refused_total{packet=...}`. Authentication of
 //! the CONNECT itself happens afterwards in rumqttd's auth hook (see [`crate::auth`]).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::{Error, Packet, Protocol};
 use sunledger_proto::topic::{DeviceTopic, TopicKind};
@@ -77,6 +77,27 @@ impl DeviceAcl {
     }
 }
 
+/// The packet with the parts the router keeps (a publish's topic and payload, a last will)
+/// copied out of the connection's read buffer. The codec hands out slices of that buffer, and
+/// one slice kept in the router's log pins the whole buffer: a log of small readings then
+/// held a read buffer per reading, far more memory than its size limit says.
+fn detached(packet: Packet) -> Packet {
+    let copy = |bytes: &Bytes| Bytes::copy_from_slice(bytes);
+    match packet {
+        Packet::Publish(mut publish, properties) => {
+            publish.topic = copy(&publish.topic);
+            publish.payload = copy(&publish.payload);
+            Packet::Publish(publish, properties)
+        }
+        Packet::Connect(connect, properties, Some(mut will), will_properties, login) => {
+            will.topic = copy(&will.topic);
+            will.message = copy(&will.message);
+            Packet::Connect(connect, properties, Some(will), will_properties, login)
+        }
+        other => other,
+    }
+}
+
 impl Default for DeviceAcl {
     fn default() -> Self {
         DeviceAcl::new()
@@ -87,7 +108,7 @@ impl Protocol for DeviceAcl {
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
         let packet = self.inner.read_mut(stream, max_size)?;
         match self.check(&packet) {
-            Ok(()) => Ok(packet),
+            Ok(()) => Ok(detached(packet)),
             Err(kind) => {
                 metrics::counter!("sunledger_broker_acl_refused_total", "packet" => kind)
                     .increment(1);
@@ -176,6 +197,37 @@ mod tests {
         for (packet, expected) in cases {
             assert_eq!(acl.check(&packet), expected, "{packet:?}");
         }
+    }
+
+    #[test]
+    fn accepted_packets_do_not_point_into_the_read_buffer() {
+        let mut stream = BytesMut::with_capacity(64 * 1024);
+        let codec = V4;
+        codec
+            .write(
+                connect("A", Some("sunledger/v1/devices/A/status")),
+                &mut stream,
+            )
+            .unwrap();
+        codec
+            .write(publish("sunledger/v1/devices/A/telemetry"), &mut stream)
+            .unwrap();
+        let start = stream.as_ptr() as usize;
+        let buffer = start..start + stream.capacity();
+        let outside = |bytes: &Bytes| !buffer.contains(&(bytes.as_ptr() as usize));
+
+        let mut acl = DeviceAcl::new();
+        let Packet::Connect(_, _, Some(will), _, _) = acl.read_mut(&mut stream, 1024).unwrap()
+        else {
+            panic!("expected a CONNECT with a will");
+        };
+        assert!(outside(&will.topic) && outside(&will.message));
+        assert_eq!(&will.topic[..], b"sunledger/v1/devices/A/status");
+        let Packet::Publish(publish, _) = acl.read_mut(&mut stream, 1024).unwrap() else {
+            panic!("expected a PUBLISH");
+        };
+        assert!(outside(&publish.topic) && outside(&publish.payload));
+        assert_eq!(&publish.payload[..], b"x");
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub struct BrokerConfig {
     /// Time a new TCP connection has to send CONNECT (and, on the TLS listener, to finish its
     /// handshake first) before it is dropped.
     pub connect_timeout_ms: u16,
-    /// Size of one in-memory log segment holding messages not yet read by a subscriber.
+    /// Size of one segment of a subscription's in-memory log, counting each message's topic,
+    /// payload and the broker's bookkeeping of it (about 230 bytes). A log keeps its latest
+    /// `segments_max` segments whether read or not, so the two bound its memory.
     pub segment_bytes_max: usize,
     /// Segments kept per subscription; the oldest is dropped when a subscriber lags further.
     pub segments_max: usize,

@@ -4,6 +4,7 @@
 //! process (tests start several) renders from the same handle.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -34,9 +35,31 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
                 })
                 .and_then(|builder| builder.install_recorder())
                 .map_err(|error| error.to_string())
+                .and_then(|handle| {
+                    spawn_upkeep(handle.clone())
+                        .map(|_| handle)
+                        .map_err(|error| format!("starting its upkeep thread: {error}"))
+                })
         })
         .clone()
         .map_err(|error| anyhow::anyhow!("installing the metrics recorder: {error}"))
+}
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every few seconds. The recorder queues every
+/// sample until then (a scrape does it too), so without this a server nobody scrapes grows
+/// by each commit's and each call's latency sample, forever.
+fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        })
 }
 
 /// Serves `/metrics` on `listener` until `shutdown` resolves.

@@ -39,7 +39,9 @@ impl Storage for PublishData {
     // TODO: calculate size of publish properties as well!
     fn size(&self) -> usize {
         let publish = &self.publish;
-        4 + publish.topic.len() + publish.payload.len()
+        // Sunledger patch: count the entry itself too, so `max_segment_size` bounds the
+        // memory a log really holds (for small device messages the entry is most of it).
+        std::mem::size_of::<Self>() + publish.topic.len() + publish.payload.len()
     }
 }
 
@@ -273,31 +275,28 @@ impl DataLog {
         trace!(info = "reading retain msg", filter = &filter);
         let now = Instant::now();
 
-        // discard expired retained messages
-        self.retained_publishes.retain(|_, pubdata| {
-            // Keep data if no properties exists, which implies no message expiry!
-            let Some(properties) = pubdata.properties.as_mut() else {
-                return true;
-            };
-
-            // Keep data if there is no message_expiry_interval
-            let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
-                return true;
-            };
-
-            let time_spent = (now - pubdata.timestamp).as_secs() as u32;
-
-            let is_valid = time_spent < *message_expiry_interval;
-
-            // ignore expired messages
-            if is_valid {
-                // set message_expiry_interval to (original value - time spent waiting in server)
-                // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
-                *message_expiry_interval -= time_spent;
+        // Sunledger patch: a filter without wildcards names one topic, so look it up instead
+        // of matching every retained message; each device subscribing to its own `cmd` topic
+        // made a fleet's connect O(devices²).
+        if !filter.contains(['+', '#']) {
+            let expired = self
+                .retained_publishes
+                .get_mut(filter)
+                .is_some_and(|pubdata| !still_valid(pubdata, now));
+            if expired {
+                self.retained_publishes.remove(filter);
             }
+            return self
+                .retained_publishes
+                .get(filter)
+                .map(|p| (p.publish.clone(), p.properties.clone()))
+                .into_iter()
+                .collect();
+        }
 
-            is_valid
-        });
+        // discard expired retained messages
+        self.retained_publishes
+            .retain(|_, pubdata| still_valid(pubdata, now));
 
         // no need to include timestamp when returning
         self.retained_publishes
@@ -306,6 +305,33 @@ impl DataLog {
             .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
             .collect()
     }
+}
+
+/// Whether a retained message has not expired, counting down its expiry interval by the time
+/// it waited in the server (Sunledger patch: moved out of `read_retained_messages` unchanged).
+fn still_valid(pubdata: &mut PublishData, now: Instant) -> bool {
+    // Keep data if no properties exists, which implies no message expiry!
+    let Some(properties) = pubdata.properties.as_mut() else {
+        return true;
+    };
+
+    // Keep data if there is no message_expiry_interval
+    let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
+        return true;
+    };
+
+    let time_spent = (now - pubdata.timestamp).as_secs() as u32;
+
+    let is_valid = time_spent < *message_expiry_interval;
+
+    // ignore expired messages
+    if is_valid {
+        // set message_expiry_interval to (original value - time spent waiting in server)
+        // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
+        *message_expiry_interval -= time_spent;
+    }
+
+    is_valid
 }
 
 pub struct Data<T> {

@@ -29,14 +29,18 @@ where
 {
     pub(crate) fn with_offset(absolute_offset: u64) -> Self {
         Self {
-            data: Vec::with_capacity(1024),
+            // Sunledger patch: grow on demand, as in `new`.
+            data: Vec::new(),
             absolute_offset,
             total_size: 0,
         }
     }
     pub(crate) fn new() -> Self {
         Self {
-            data: Vec::with_capacity(1024),
+            // Sunledger patch: grow on demand. Every subscription filter (one per device for
+            // its `cmd` topic) gets a segment, and 1,024 reserved publishes are about 230 KiB
+            // each, for logs that mostly hold one retained command.
+            data: Vec::new(),
             absolute_offset: 0,
             total_size: 0,
         }
