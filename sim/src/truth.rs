@@ -47,6 +47,11 @@ struct BootLedger {
     /// Counters of the first acknowledged reading: the platform's baseline for this boot
     /// unless neither counter is below the previous boot's last (see [`baseline_wh`]).
     first_acked: Option<Counters>,
+    /// Counters of the first reading handed to the MQTT client. When its PUBACK was lost
+    /// with the connection, the platform may still have it (or get it again, as the client
+    /// resends what was in flight), and then that reading is its baseline, not the first
+    /// acknowledged one.
+    first_handed: Option<Counters>,
     /// Largest counters written to the socket, acknowledged or not.
     written: Counters,
     /// The device's counters: final once the boot ended, latest observed otherwise.
@@ -60,6 +65,7 @@ impl BootLedger {
             boot,
             acked: zero,
             first_acked: None,
+            first_handed: None,
             written: zero,
             counted: zero,
         }
@@ -94,6 +100,10 @@ pub struct DeviceTruth {
     /// Upper bound of Wh (load plus USB) the platform may have received, counting readings
     /// written before a connection dropped without their PUBACK.
     pub possibly_reported_wh: u64,
+    /// Wh (load plus USB) between each boot's first reading handed to the client and its
+    /// first acknowledged one: what the platform may also have charged if an earlier,
+    /// unacknowledged reading reached it and became its baseline.
+    pub unacked_baseline_wh: u64,
     /// Wh (load plus USB) counted after a boot's last acknowledged reading and lost when the
     /// device rebooted.
     pub unreported_wh_lost_to_reset: u64,
@@ -135,10 +145,10 @@ impl DeviceTruth {
         self.reported_wh().saturating_sub(self.baseline_wh)
     }
 
-    /// Wh written to the socket whose PUBACK never came: the platform may or may not have
-    /// them.
+    /// Wh the platform may have charged beyond [`Self::billable_wh`]: readings written whose
+    /// PUBACK never came, and earlier baselines from first readings whose PUBACK never came.
     pub fn unacked_wh(&self) -> u64 {
-        self.possibly_reported_wh.saturating_sub(self.reported_wh())
+        self.possibly_reported_wh.saturating_sub(self.reported_wh()) + self.unacked_baseline_wh
     }
 
     /// The real instants commands arrived, for latency measurement against publish times.
@@ -238,6 +248,13 @@ impl TruthRecorder {
         }
     }
 
+    /// A reading of `boot` was handed to the MQTT client, which sends it when it can.
+    pub fn on_handed(&mut self, boot: u32, counters: Counters) {
+        if let Some(ledger) = self.ledger(boot) {
+            ledger.first_handed.get_or_insert(counters);
+        }
+    }
+
     /// A reading of `boot` was written to the socket.
     pub fn on_written(&mut self, boot: u32, counters: Counters) {
         if let Some(ledger) = self.ledger(boot) {
@@ -294,6 +311,10 @@ impl TruthRecorder {
                 .find_map(|boot| boot.first_acked)
                 .map_or(0, |first| first.total_wh()),
             possibly_reported_wh: sum(|b| b.written.total_wh()),
+            unacked_baseline_wh: sum(|b| match (b.first_handed, b.first_acked) {
+                (Some(handed), Some(acked)) => acked.total_wh().saturating_sub(handed.total_wh()),
+                _ => 0,
+            }),
             unreported_wh_lost_to_reset: ended
                 .iter()
                 .map(|b| b.counted.total_wh().saturating_sub(b.acked.total_wh()))
@@ -411,6 +432,29 @@ mod tests {
         );
         assert_eq!(snapshot.billable_wh(), 1 + 9);
         assert_eq!(snapshot.first_reported_wh, 3);
+    }
+
+    #[test]
+    fn a_first_reading_whose_ack_was_lost_widens_the_range_by_its_gap_to_the_first_acked() {
+        let mut truth = TruthRecorder::new("SL-1".into(), 5, 1, 4);
+        truth.on_handed(1, wh(4, 1));
+        truth.on_written(1, wh(4, 1));
+        // The connection dropped before the PUBACK; the next session's readings get theirs.
+        truth.on_handed(1, wh(9, 1));
+        truth.on_acked(1, wh(9, 1));
+        truth.on_handed(1, wh(12, 2));
+        truth.on_acked(1, wh(12, 2));
+        let snapshot = truth.snapshot();
+        assert_eq!(
+            snapshot.billable_wh(),
+            4,
+            "from the first acknowledged reading"
+        );
+        assert_eq!(
+            snapshot.unacked_wh(),
+            5,
+            "or from the first reading, had it arrived"
+        );
     }
 
     #[test]

@@ -267,6 +267,7 @@ impl SimDevice {
         let payload = reading.encode_to_vec();
         let copy = faults.duplicate.then(|| payload.clone());
         self.send_telemetry(payload, tag, SentKind::Valid)?;
+        self.lock_truth().on_handed(reading.boot, counters);
         if let Some(copy) = copy {
             let _ = self.send_telemetry(copy, tag, SentKind::Duplicate);
         }

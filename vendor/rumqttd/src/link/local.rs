@@ -336,7 +336,8 @@ impl LinkRx {
             router_tx,
             router_rx,
             send_buffer: outgoing_data_buffer,
-            cache: VecDeque::with_capacity(100),
+            // Sunledger patch: grows on demand (see `router::iobufs::Outgoing::new`).
+            cache: VecDeque::new(),
         }
     }
 

@@ -51,8 +51,10 @@ impl<P: Protocol> Network<P> {
     ) -> Network<P> {
         Network {
             socket,
-            read: BytesMut::with_capacity(10 * 1024),
-            write: BytesMut::with_capacity(10 * 1024),
+            // Sunledger patch: 2 KiB to start (both grow for larger packets) instead of 10 KiB,
+            // which a connection's reads and writes walk through and keep resident.
+            read: BytesMut::with_capacity(2 * 1024),
+            write: BytesMut::with_capacity(2 * 1024),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
