@@ -1,6 +1,7 @@
 //! Proves that a load command published by the engine reaches the device on its `cmd` topic,
 //! is retained so a reconnecting device gets the current state, is confirmed by the device's
-//! ack (protobuf or JSON), and that the device's last will marks it offline.
+//! ack (protobuf or JSON), and that the device's last will marks it offline, also after it
+//! connected again over its old connection.
 
 use prost::Message;
 use sunledger_billing::store::PLATFORM_OWNER;
@@ -108,6 +109,32 @@ async fn the_last_will_marks_a_vanished_device_offline() {
     server.wait_for_state(serial, |state| state.online).await;
     // Losing the connection without DISCONNECT makes the broker publish the last will.
     device.vanish();
+    server.wait_for_state(serial, |state| !state.online).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_connecting_again_over_its_old_connection_keeps_its_own_will() {
+    let server = TestServer::start().await;
+    let serial = "SL-WILL-2";
+    let secret = server.register(serial);
+    let mut first = Device::connect(server.mqtt, serial, &secret, None);
+    first.expect_connected().await;
+    first.publish(TopicKind::Status, "online").await;
+    server.wait_for_state(serial, |state| state.online).await;
+
+    // The unit comes back on a new connection while the broker still holds the old one (as
+    // after a modem reset): the broker takes the old connection over and publishes its will
+    // before the new CONNACK, so the new `online` is the last word.
+    let mut second = Device::connect(server.mqtt, serial, &secret, None);
+    second.expect_connected().await;
+    first.expect_closed().await;
+    server.wait_for_state(serial, |state| !state.online).await;
+    second.publish(TopicKind::Status, "online").await;
+    server.wait_for_state(serial, |state| state.online).await;
+
+    // The old connection's will must not have used up the new connection's: losing this one
+    // still marks the unit offline.
+    second.vanish();
     server.wait_for_state(serial, |state| !state.online).await;
 }
 

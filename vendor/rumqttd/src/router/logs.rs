@@ -11,7 +11,7 @@ use crate::{ConnectionId, Filter, Offset, RouterConfig, Topic};
 
 use crate::segments::{CommitLog, Position};
 use crate::Storage;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::time::Instant;
 
@@ -63,6 +63,12 @@ pub struct DataLog {
     retained_publishes: HashMap<Topic, PublishData>,
     /// List of filters associated with a topic
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// Sunledger patch: the filters with wildcards, the only ones a new topic must be matched
+    /// against one by one (any other filter matches just the topic it names).
+    wildcard_filters: Vec<(Filter, FilterIdx)>,
+    /// Sunledger patch: the filters each connection has parked on (a superset: waking does not
+    /// remove entries), so a disconnect cleans those instead of every filter's waiters.
+    parked: HashMap<ConnectionId, HashSet<FilterIdx>>,
 }
 
 impl DataLog {
@@ -71,6 +77,7 @@ impl DataLog {
         let mut filter_indexes = HashMap::new();
         let retained_publishes = HashMap::new();
         let publish_filters = HashMap::new();
+        let mut wildcard_filters = Vec::new();
 
         if let Some(warmup_filters) = config.initialized_filters.clone() {
             for filter in warmup_filters {
@@ -79,6 +86,9 @@ impl DataLog {
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                if has_wildcards(&filter) {
+                    wildcard_filters.push((filter.clone(), idx));
+                }
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -89,6 +99,8 @@ impl DataLog {
             publish_filters,
             filter_indexes,
             retained_publishes,
+            wildcard_filters,
+            parked: HashMap::new(),
         })
     }
 
@@ -130,11 +142,21 @@ impl DataLog {
         match &self.publish_filters.get(topic) {
             Some(v) => Some(v.to_vec()),
             None => {
+                // Sunledger patch: the filter naming this topic, if any, and the wildcard
+                // filters; matching every filter made each device's first publish on a topic
+                // cost O(devices) with a filter per device.
                 let v: Vec<usize> = self
                     .filter_indexes
-                    .iter()
-                    .filter(|(filter, _)| matches(topic, filter))
-                    .map(|(_, filter_idx)| *filter_idx)
+                    .get(topic)
+                    .filter(|_| matchable(topic))
+                    .copied()
+                    .into_iter()
+                    .chain(
+                        self.wildcard_filters
+                            .iter()
+                            .filter(|(filter, _)| matches(topic, filter))
+                            .map(|(_, filter_idx)| *filter_idx),
+                    )
                     .collect();
 
                 if !v.is_empty() {
@@ -161,10 +183,20 @@ impl DataLog {
                 self.filter_indexes.insert(filter.to_owned(), idx);
 
                 // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
-                        filters.push(idx);
+                // (Sunledger patch: a filter without wildcards matches only the topic it
+                // names; scanning every topic made each device's subscription O(devices)).
+                if has_wildcards(filter) {
+                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    for (topic, filters) in publish_filters.iter_mut() {
+                        if matches(topic, filter) {
+                            filters.push(idx);
+                        }
                     }
+                } else if let Some(filters) = publish_filters
+                    .get_mut(filter)
+                    .filter(|_| matchable(filter))
+                {
+                    filters.push(idx);
                 }
 
                 (idx, self.native.get(idx).unwrap())
@@ -243,6 +275,7 @@ impl DataLog {
         // filter as `request` is "done", that is, the subscriber has caught up. In other words,
         // there has been atleast 1 call to `native_readv` for the same filter, which means if
         // `native_readv` hasn't paniced, so this won't panic either.
+        self.parked.entry(id).or_default().insert(request.filter_idx);
         let data = self.native.get_mut(request.filter_idx).unwrap();
         data.waiters.register(id, request);
     }
@@ -250,8 +283,11 @@ impl DataLog {
     /// Cleanup a connection from all the waiters
     pub fn clean(&mut self, id: ConnectionId) -> Vec<DataRequest> {
         let mut inflight = Vec::new();
-        for (_, data) in self.native.iter_mut() {
-            inflight.append(&mut data.waiters.remove(id));
+        // Sunledger patch: only the filters this connection parked on, not every filter.
+        for filter_idx in self.parked.remove(&id).unwrap_or_default() {
+            if let Some(data) = self.native.get_mut(filter_idx) {
+                inflight.append(&mut data.waiters.remove(id));
+            }
         }
 
         inflight
@@ -278,7 +314,10 @@ impl DataLog {
         // Sunledger patch: a filter without wildcards names one topic, so look it up instead
         // of matching every retained message; each device subscribing to its own `cmd` topic
         // made a fleet's connect O(devices²).
-        if !filter.contains(['+', '#']) {
+        if !has_wildcards(filter) {
+            if !matchable(filter) {
+                return Vec::new();
+            }
             let expired = self
                 .retained_publishes
                 .get_mut(filter)
@@ -305,6 +344,18 @@ impl DataLog {
             .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
             .collect()
     }
+}
+
+/// Whether `filter` has MQTT wildcards; one without matches only the topic it names
+/// (Sunledger patch).
+fn has_wildcards(filter: &str) -> bool {
+    filter.contains(['+', '#'])
+}
+
+/// Whether a filter without wildcards can match the topic it names: as in `matches`, a
+/// topic starting with `$` matches no filter (Sunledger patch).
+fn matchable(topic: &str) -> bool {
+    !topic.starts_with('$')
 }
 
 /// Whether a retained message has not expired, counting down its expiry interval by the time
@@ -406,8 +457,9 @@ impl AckLog {
     /// New log
     pub fn new() -> AckLog {
         AckLog {
-            committed: VecDeque::with_capacity(100),
-            recorded: VecDeque::with_capacity(100),
+            // Sunledger patch: grow on demand (see `router::iobufs::Outgoing::new`).
+            committed: VecDeque::new(),
+            recorded: VecDeque::new(),
         }
     }
 

@@ -102,6 +102,11 @@ pub struct Router {
     shared_subscriptions: HashMap<String, SharedGroup>,
     /// Will messages per client_id
     last_wills: HashMap<String, (LastWill, Option<LastWillProperties>)>,
+    /// Sunledger patch: wills of connections that ended, per client_id, until their link asks
+    /// for them (`Event::PublishWill`, after any will delay) or the client connects again.
+    /// Kept apart from `last_wills` so a late `PublishWill` of an old connection cannot
+    /// publish the will of the connection that replaced it.
+    pending_wills: HashMap<String, (LastWill, Option<LastWillProperties>)>,
 }
 
 impl Router {
@@ -143,6 +148,7 @@ impl Router {
             cache: Some(VecDeque::with_capacity(MAX_CHANNEL_CAPACITY)),
             shared_subscriptions: HashMap::new(),
             last_wills: HashMap::new(),
+            pending_wills: HashMap::new(),
         }
     }
 
@@ -290,6 +296,28 @@ impl Router {
                     connection_id
                 );
                 self.handle_disconnection(*connection_id, None);
+            }
+        }
+
+        // Sunledger patch: the will of this client's previous connection, if still pending, goes
+        // out now, before this connection's CONNACK, so subscribers see it before anything the
+        // new connection publishes (a device's `offline` will used to land after its new
+        // `online`). A will with a delay is dropped instead: MQTT 5 sends none when the client
+        // is back within the delay.
+        if let Some((_, props)) = self.pending_wills.get(&client_id) {
+            if props.as_ref().and_then(|p| p.delay_interval).unwrap_or(0) > 0 {
+                self.pending_wills.remove(&client_id);
+            } else {
+                self.handle_last_will(
+                    client_id.clone(),
+                    #[cfg(feature = "validate-tenant-prefix")]
+                    connection
+                        .tenant_prefix
+                        .as_deref()
+                        .and_then(|prefix| prefix.strip_prefix("/tenants/"))
+                        .and_then(|prefix| prefix.strip_suffix('/'))
+                        .map(str::to_owned),
+                );
             }
         }
 
@@ -448,6 +476,11 @@ impl Router {
                 .push_back(disconnect_notification);
 
             outgoing.handle.try_send(()).ok();
+        }
+
+        // Sunledger patch: the ended connection's will waits apart (see `pending_wills`).
+        if let Some(will) = self.last_wills.remove(&client_id) {
+            self.pending_wills.insert(client_id.clone(), will);
         }
 
         // Remove connection from router
@@ -1100,7 +1133,7 @@ impl Router {
         #[cfg(feature = "validate-tenant-prefix")]
         let tenant_prefix = tenant_id.map(|id| format!("/tenants/{id}/"));
 
-        let Some((will, will_props)) = self.last_wills.remove(&client_id) else {
+        let Some((will, will_props)) = self.pending_wills.remove(&client_id) else {
             return;
         };
 
