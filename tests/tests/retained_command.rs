@@ -98,15 +98,21 @@ async fn a_command_reaches_the_device_is_retained_across_reconnects_and_is_confi
         .await;
 }
 
+/// Connects `serial`, publishes its `online` status and waits until the platform shows it.
+async fn connect_online(server: &TestServer, serial: &str, secret: &DeviceKey) -> Device {
+    let mut device = Device::connect(server.mqtt, serial, secret, None);
+    device.expect_connected().await;
+    device.publish(TopicKind::Status, "online").await;
+    server.wait_for_state(serial, |state| state.online).await;
+    device
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_will_marks_a_vanished_device_offline() {
     let server = TestServer::start().await;
     let serial = "SL-WILL-1";
     let secret = server.register(serial);
-    let mut device = Device::connect(server.mqtt, serial, &secret, None);
-    device.expect_connected().await;
-    device.publish(TopicKind::Status, "online").await;
-    server.wait_for_state(serial, |state| state.online).await;
+    let device = connect_online(&server, serial, &secret).await;
     // Losing the connection without DISCONNECT makes the broker publish the last will.
     device.vanish();
     server.wait_for_state(serial, |state| !state.online).await;
@@ -117,10 +123,7 @@ async fn a_device_connecting_again_over_its_old_connection_keeps_its_own_will() 
     let server = TestServer::start().await;
     let serial = "SL-WILL-2";
     let secret = server.register(serial);
-    let mut first = Device::connect(server.mqtt, serial, &secret, None);
-    first.expect_connected().await;
-    first.publish(TopicKind::Status, "online").await;
-    server.wait_for_state(serial, |state| state.online).await;
+    let mut first = connect_online(&server, serial, &secret).await;
 
     // The unit comes back on a new connection while the broker still holds the old one (as
     // after a modem reset): the broker takes the old connection over and publishes its will
