@@ -74,9 +74,9 @@ impl Outgoing {
     pub(crate) fn new(client_id: String) -> (Self, Receiver<()>) {
         let (handle, rx) = flume::bounded(MAX_CHANNEL_CAPACITY);
         // Sunledger patch: buffers grow on demand instead of reserving their bounds up front.
-        // Reserved, a connection's buffers came to about 170 KiB, whose pages a quiet device
-        // touched a few at a time for as long as it stayed connected: a fleet's memory grew
-        // for an hour. The bounds are still enforced where the buffers are filled.
+        // Reserved, a connection's buffers came to about 200 KiB (see vendor/PATCHES.md, patch
+        // 6), whose pages a quiet device touched a few at a time while it stayed connected, so
+        // a fleet's memory kept climbing. The bounds are still enforced where they are filled.
         let data_buffer = VecDeque::new();
         let inflight_buffer = VecDeque::new();
         let unacked_pubrels = VecDeque::new();

@@ -225,30 +225,8 @@ impl DataLog {
         let next = data.log.readv(offset, len, &mut o)?;
 
         let now = Instant::now();
-        o.retain_mut(|(pubdata, _)| {
-            // Keep data if no properties exists, which implies no message expiry!
-            let Some(properties) = pubdata.properties.as_mut() else {
-                return true;
-            };
-
-            // Keep data if there is no message_expiry_interval
-            let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
-                return true;
-            };
-
-            let time_spent = (now - pubdata.timestamp).as_secs() as u32;
-
-            let is_valid = time_spent < *message_expiry_interval;
-
-            // ignore expired messages
-            if is_valid {
-                // set message_expiry_interval to (original value - time spent waiting in server)
-                // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
-                *message_expiry_interval -= time_spent;
-            }
-
-            is_valid
-        });
+        // Sunledger patch: the same expiry rule as retained messages (`still_valid`).
+        o.retain_mut(|(pubdata, _)| still_valid(pubdata, now));
 
         // no need to include timestamp when returning
         let o = o
@@ -359,7 +337,8 @@ fn matchable(topic: &str) -> bool {
 }
 
 /// Whether a retained message has not expired, counting down its expiry interval by the time
-/// it waited in the server (Sunledger patch: moved out of `read_retained_messages` unchanged).
+/// it waited in the server (Sunledger patch: moved out of `read_retained_messages` unchanged,
+/// and shared with `native_readv`, which had a copy of it).
 fn still_valid(pubdata: &mut PublishData, now: Instant) -> bool {
     // Keep data if no properties exists, which implies no message expiry!
     let Some(properties) = pubdata.properties.as_mut() else {
