@@ -53,6 +53,14 @@ pub fn encode_serde<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(postcard::to_allocvec(value)?)
 }
 
+/// Encodes a billing record (postcard) into `buffer`, replacing what it held: one buffer
+/// serves a whole batch of rows instead of an allocation per row.
+pub fn encode_serde_into<T: Serialize>(value: &T, buffer: &mut Vec<u8>) -> Result<(), CodecError> {
+    buffer.clear();
+    *buffer = postcard::to_extend(value, std::mem::take(buffer))?;
+    Ok(())
+}
+
 /// Decodes a billing record (postcard).
 pub fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(postcard::from_bytes(bytes)?)

@@ -1,13 +1,16 @@
 //! Serde helpers for values stored on every reading: in binary formats (postcard, the store's
-//! codec) money is its 16 raw bytes and time is seconds plus nanoseconds, instead of the text
-//! forms `rust_decimal` and `chrono` use, which cost a formatting and a parse per entry. Human-
-//! readable formats (JSON, TOML) keep the text forms.
+//! codec) money is its scale and its integer mantissa (a varint: 2 to 5 bytes for everyday
+//! amounts instead of rust_decimal's fixed 16) and time is seconds plus nanoseconds, instead of
+//! the text forms `rust_decimal` and `chrono` use, which cost a formatting and a parse per
+//! entry. A unit's record carries six amounts and is rewritten on every reading, so their
+//! size is what the store writes. Human-readable formats (JSON, TOML) keep the text forms.
 //!
 //! Use with `#[serde(with = "crate::compact::decimal")]` and friends.
 
-/// A `Decimal` as 16 raw bytes, or text when human-readable.
+/// A `Decimal` as (scale, mantissa), or text when human-readable.
 pub mod decimal {
     use rust_decimal::Decimal;
+    use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serializes `value`.
@@ -15,16 +18,19 @@ pub mod decimal {
         if serializer.is_human_readable() {
             Serialize::serialize(value, serializer)
         } else {
-            Decimal::serialize(value).serialize(serializer)
+            // The scale is at most 28, so it fits a byte; the sign travels in the mantissa.
+            (value.scale() as u8, value.mantissa()).serialize(serializer)
         }
     }
 
-    /// Deserializes what [`serialize`] wrote.
+    /// Deserializes what [`serialize`] wrote, refusing a scale or mantissa no `Decimal` has.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
         if deserializer.is_human_readable() {
             <Decimal as Deserialize>::deserialize(deserializer)
         } else {
-            Ok(Decimal::deserialize(<[u8; 16]>::deserialize(deserializer)?))
+            let (scale, mantissa) = <(u8, i128)>::deserialize(deserializer)?;
+            Decimal::try_from_i128_with_scale(mantissa, u32::from(scale))
+                .map_err(|error| D::Error::custom(format!("stored amount: {error}")))
         }
     }
 }
@@ -120,5 +126,41 @@ mod tests {
         };
         let binary = postcard::to_allocvec(&none).unwrap();
         assert_eq!(postcard::from_bytes::<Sample>(&binary).unwrap(), none);
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Amount(#[serde(with = "super::decimal")] Decimal);
+
+    #[test]
+    fn everyday_amounts_take_a_few_bytes_and_extremes_round_trip() {
+        let size = |amount| postcard::to_allocvec(&Amount(amount)).unwrap().len();
+        assert_eq!(size(dec!(0)), 2);
+        assert_eq!(
+            size(dec!(-0.37)),
+            2,
+            "scale byte and a one-byte zigzag mantissa"
+        );
+        assert_eq!(size(dec!(1500.00)), 4);
+        for amount in [
+            Decimal::MAX,
+            Decimal::MIN,
+            dec!(-0.0000000000000000000000000001),
+        ] {
+            let binary = postcard::to_allocvec(&Amount(amount)).unwrap();
+            assert_eq!(
+                postcard::from_bytes::<Amount>(&binary).unwrap(),
+                Amount(amount)
+            );
+        }
+    }
+
+    #[test]
+    fn a_scale_or_mantissa_no_decimal_has_is_refused() {
+        let scale_29 = postcard::to_allocvec(&(29_u8, 1_i128)).unwrap();
+        let mantissa_97_bits = postcard::to_allocvec(&(0_u8, 1_i128 << 96)).unwrap();
+        for bytes in [scale_29, mantissa_97_bits] {
+            let error = postcard::from_bytes::<Amount>(&bytes).unwrap_err();
+            assert_eq!(error, postcard::Error::SerdeDeCustom);
+        }
     }
 }

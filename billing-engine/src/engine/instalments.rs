@@ -9,7 +9,6 @@
 //! account by then, that account is charged only what it owes itself at that instant.
 
 use std::cmp::Reverse;
-use std::collections::HashSet;
 
 use super::Partition;
 use crate::store::StoreError;
@@ -74,7 +73,9 @@ impl Partition {
             }
             charged.push(serial);
         }
-        let serials: HashSet<&str> = charged.iter().map(|serial| &**serial).collect();
+        let mut serials: Vec<&str> = charged.iter().map(|serial| &**serial).collect();
+        serials.sort_unstable();
+        serials.dedup();
         self.commit(&serials)?;
         for serial in &charged {
             self.schedule(serial);

@@ -152,8 +152,10 @@ impl WriteTxn {
         rows: impl IntoIterator<Item = (K::SelfType<'k>, &'k T)>,
     ) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(definition)?;
+        let mut buffer = Vec::new();
         for (key, value) in rows {
-            table.insert(key, codec::encode_serde(value)?.as_slice())?;
+            codec::encode_serde_into(value, &mut buffer)?;
+            table.insert(key, buffer.as_slice())?;
         }
         Ok(())
     }
