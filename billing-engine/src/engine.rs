@@ -17,6 +17,7 @@
 
 mod accounts;
 mod command_watch;
+mod hot_units;
 mod instalments;
 mod summary;
 #[cfg(test)]
@@ -28,7 +29,6 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use sunledger_proto::device::{Command, LoadState, Reason};
 
@@ -43,6 +43,7 @@ use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{Admission, UnitDirectory, UnitStatus};
+use hot_units::{HotUnits, Slot};
 
 pub use accounts::EngineError;
 pub use summary::OrgSummary;
@@ -236,9 +237,7 @@ pub struct Partition {
     store: Arc<Store>,
     directory: Arc<UnitDirectory>,
     clock: Arc<dyn Clock>,
-    /// Hot state by serial. hashbrown for `entry_ref` (an event's unit is found with one
-    /// lookup, its key allocated only when the unit is new) and its fast seeded hasher.
-    units: HashMap<Box<str>, Unit>,
+    units: HotUnits,
     pending: Pending,
     /// When each account's next instalment falls due; may hold stale entries, checked on pop.
     due: BinaryHeap<Reverse<(DateTime<Utc>, Box<str>)>>,
@@ -283,7 +282,7 @@ impl Partition {
     /// Queues every account's next instalment afresh.
     fn schedule_all(&mut self) {
         self.due.clear();
-        let serials: Vec<Box<str>> = self.units.keys().cloned().collect();
+        let serials: Vec<Box<str>> = self.units.iter().map(|(serial, _)| serial.into()).collect();
         serials.iter().for_each(|serial| self.schedule(serial));
     }
 
@@ -335,19 +334,15 @@ impl Partition {
                 .increment(events.len() as u64);
             return Err(StoreError::Unavailable);
         }
-        let mut changed: Vec<&str> = events
+        let changed: Vec<Slot> = events
             .iter()
-            .filter(|event| self.apply_event(event))
-            .map(|event| &*event.serial)
+            .filter_map(|event| self.apply_event(event))
             .collect();
-        // Inserting in key order keeps redb on neighbouring pages: several times faster.
-        changed.sort_unstable();
-        changed.dedup();
-        self.commit(&changed)
+        self.commit(changed)
     }
 
-    /// Applies one event in memory; returns whether the unit's state changed.
-    fn apply_event(&mut self, event: &DeviceEvent) -> bool {
+    /// Applies one event in memory; returns the slot of the unit it changed, if it did.
+    fn apply_event(&mut self, event: &DeviceEvent) -> Option<Slot> {
         match self.directory.admit(event) {
             Ok(Admission::Verified) => {}
             Ok(Admission::Waived) => {
@@ -356,13 +351,14 @@ impl Partition {
             Err(refusal) => {
                 metrics::counter!("sunledger_ingest_rejected_total", "reason" => refusal.as_str())
                     .increment(1);
-                return false;
+                return None;
             }
         }
         if let EventBody::Command(command) = &event.body {
             return self.watch_command(&event.serial, command, event.received_at_ms);
         }
-        let unit = self.units.entry_ref(&*event.serial).or_default();
+        let slot = self.units.slot_or_insert(&event.serial);
+        let unit = self.units.at_mut(slot);
         unit.state.last_seen_ms = unit.state.last_seen_ms.max(event.received_at_ms);
         match &event.body {
             EventBody::Telemetry(reading) => {
@@ -383,7 +379,7 @@ impl Partition {
             EventBody::Status { online } => unit.state.online = *online,
             EventBody::Command(_) => {}
         }
-        true
+        Some(slot)
     }
 
     /// Sets the desired load state of a unit (a manual switch), durably, and returns the
@@ -451,8 +447,10 @@ impl Partition {
 
     /// Commands the devices have not acknowledged yet, to publish again.
     pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
-        self.desired_commands()
-            .filter(|(serial, _)| self.units[*serial].state.awaiting_ack())
+        self.units
+            .iter()
+            .filter(|(_, unit)| unit.state.awaiting_ack())
+            .filter_map(|(serial, unit)| Some((serial, unit.state.desired?.to_proto())))
     }
 
     /// Every unit's current command, acknowledged or not: published once when the partition
@@ -462,7 +460,7 @@ impl Partition {
     pub fn desired_commands(&self) -> impl Iterator<Item = (&str, Command)> {
         self.units
             .iter()
-            .filter_map(|(serial, unit)| Some((serial.as_ref(), unit.state.desired?.to_proto())))
+            .filter_map(|(serial, unit)| Some((serial, unit.state.desired?.to_proto())))
     }
 
     /// Runs `change` on one registered unit inside a write transaction and commits it with
@@ -498,8 +496,10 @@ impl Partition {
             Err(error) => {
                 self.pending.outbox.truncate(outbox_len);
                 match before {
-                    Some(unit) => self.units.insert(serial.into(), unit),
-                    None => self.units.remove(serial),
+                    Some(unit) => self.units.insert(serial, unit),
+                    None => {
+                        self.units.remove(serial);
+                    }
                 };
                 Err(error)
             }
@@ -512,23 +512,28 @@ impl Partition {
         change: impl FnOnce(&mut Unit, &mut WriteTxn, &mut Pending) -> Result<(T, bool), EngineError>,
     ) -> Result<(T, bool), EngineError> {
         let mut txn = self.store.begin()?;
-        let unit = self.units.entry(serial.into()).or_default();
+        let slot = self.units.slot_or_insert(serial);
+        let unit = self.units.at_mut(slot);
         let (answer, changed) = change(unit, &mut txn, &mut self.pending)?;
         if changed {
-            self.write(&mut txn, &[serial])?;
+            self.write(&mut txn, &[slot])?;
             txn.commit()?;
         }
         Ok((answer, changed))
     }
 
-    /// Commits a batch's changes to `serials` (sorted, no repeats); on failure reloads them.
-    fn commit(&mut self, serials: &[&str]) -> Result<(), StoreError> {
-        if serials.is_empty() {
+    /// Commits a batch's changes to the units in `changed` (repeats allowed); on failure
+    /// reloads them.
+    fn commit(&mut self, mut changed: Vec<Slot>) -> Result<(), StoreError> {
+        if changed.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        // Inserting in key order keeps redb on neighbouring pages: several times faster.
+        changed.sort_unstable_by(|a, b| self.units.at(*a).0.cmp(self.units.at(*b).0));
+        changed.dedup();
         let result = self.store.begin().and_then(|mut txn| {
-            self.write(&mut txn, serials)?;
+            self.write(&mut txn, &changed)?;
             txn.commit()
         });
         metrics::histogram!("sunledger_billing_commit_seconds")
@@ -537,21 +542,19 @@ impl Partition {
         if let Err(error) = result {
             metrics::counter!("sunledger_billing_commit_failed_total").increment(1);
             self.pending.outbox.clear();
-            let serials: Vec<Box<str>> = serials.iter().map(|serial| Box::from(*serial)).collect();
+            let serials: Vec<Box<str>> = changed
+                .iter()
+                .map(|slot| self.units.at(*slot).0.into())
+                .collect();
             self.reload(&serials);
             return Err(error);
         }
         Ok(())
     }
 
-    /// Writes the units' states and accounts and everything queued into `txn`.
-    fn write(&self, txn: &mut WriteTxn, serials: &[&str]) -> Result<(), StoreError> {
-        let units = || {
-            serials
-                .iter()
-                .filter_map(|serial| Some((*serial, self.units.get(*serial)?)))
-        };
-        txn.put_units(units())?;
+    /// Writes the units in `slots`, states and accounts, and everything queued into `txn`.
+    fn write(&self, txn: &mut WriteTxn, slots: &[Slot]) -> Result<(), StoreError> {
+        txn.put_units(slots.iter().map(|slot| self.units.at(*slot)))?;
         txn.append_journal(
             self.pending
                 .journal
@@ -575,7 +578,7 @@ impl Partition {
                     self.units.remove(serial);
                 }
                 Ok(Some(unit)) => {
-                    self.units.insert(serial.clone(), unit);
+                    self.units.insert(serial, unit);
                     self.schedule(serial);
                 }
                 Err(error) => {
@@ -588,17 +591,9 @@ impl Partition {
 }
 
 /// The committed hot state of the units partition `index` of `count` owns.
-fn owned_units(
-    store: &Store,
-    index: usize,
-    count: usize,
-) -> Result<HashMap<Box<str>, Unit>, StoreError> {
+fn owned_units(store: &Store, index: usize, count: usize) -> Result<HotUnits, StoreError> {
     let owned = |serial: &str| partition_of(serial, count) == index;
-    Ok(store
-        .units_hot(owned)?
-        .into_iter()
-        .map(|(serial, unit)| (serial.into_boxed_str(), unit))
-        .collect())
+    Ok(store.units_hot(owned)?.into_iter().collect())
 }
 
 /// Meters one reading and charges its consumption to the unit's account, if it has one.

@@ -11,7 +11,7 @@
 use sunledger_proto::authenticity::sign_command;
 use sunledger_proto::device::Command;
 
-use super::{Partition, Unit};
+use super::{Partition, Slot, Unit};
 use crate::store::PLATFORM_OWNER;
 
 impl Partition {
@@ -33,20 +33,24 @@ impl Partition {
         }
     }
 
-    /// Checks a command seen on `serial`'s `cmd` topic at `at_ms`; returns whether the unit's
-    /// state changed (a foreign command was recorded).
-    pub(super) fn watch_command(&mut self, serial: &str, command: &Command, at_ms: i64) -> bool {
+    /// Checks a command seen on `serial`'s `cmd` topic at `at_ms`; returns the unit's slot if
+    /// its state changed (a foreign command was recorded).
+    pub(super) fn watch_command(
+        &mut self,
+        serial: &str,
+        command: &Command,
+        at_ms: i64,
+    ) -> Option<Slot> {
         let owner = self.directory.owner(serial);
         let genuine = self
             .store
             .command_keys(owner.as_deref().unwrap_or(PLATFORM_OWNER))
             .is_ok_and(|keys| keys.signed(serial, command));
-        let Some(unit) = self.units.get_mut(serial) else {
-            return false;
-        };
+        let slot = self.units.slot(serial)?;
+        let unit = self.units.at_mut(slot);
         let current = is_current(unit, command);
         if genuine && current {
-            return false;
+            return None;
         }
         let kind = if genuine { "stale" } else { "foreign" };
         metrics::counter!("sunledger_security_commands_seen_total", "kind" => kind).increment(1);
@@ -58,7 +62,7 @@ impl Partition {
                 .push((serial.into(), desired.to_proto()));
         }
         if genuine {
-            return false;
+            return None;
         }
         metrics::counter!("sunledger_security_foreign_command_total").increment(1);
         tracing::warn!(
@@ -68,7 +72,7 @@ impl Partition {
         );
         unit.state.foreign_commands = unit.state.foreign_commands.saturating_add(1);
         unit.state.last_foreign_command_ms = at_ms;
-        true
+        Some(slot)
     }
 }
 

@@ -73,10 +73,11 @@ impl Partition {
             }
             charged.push(serial);
         }
-        let mut serials: Vec<&str> = charged.iter().map(|serial| &**serial).collect();
-        serials.sort_unstable();
-        serials.dedup();
-        self.commit(&serials)?;
+        let slots = charged
+            .iter()
+            .filter_map(|serial| self.units.slot(serial))
+            .collect();
+        self.commit(slots)?;
         for serial in &charged {
             self.schedule(serial);
         }
