@@ -132,8 +132,10 @@ pub struct Unit {
 
 /// What a batch or request wrote in memory and must commit together.
 struct Pending {
-    /// Hands out journal positions.
+    /// Hands out blocks of journal positions.
     store: Arc<Store>,
+    /// What is left of the current block, used in order.
+    positions: std::ops::Range<u64>,
     /// Ledger entries, each at its journal position.
     journal: Vec<(u64, JournalRecord)>,
     /// Unit events, each with its unit and number.
@@ -159,7 +161,7 @@ impl Pending {
         let first = record.ledger_len;
         for entry in effects.entries {
             metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
-            let pos = self.store.reserve_journal_position();
+            let pos = self.next_position();
             let chained = JournalRecord {
                 serial: serial.to_owned(),
                 seq: record.ledger_len,
@@ -174,6 +176,16 @@ impl Pending {
             self.decide(serial, &mut unit.state, decision, now);
         }
         first
+    }
+
+    /// The next journal position of this partition, from a fresh block once one is used up.
+    fn next_position(&mut self) -> u64 {
+        if self.positions.is_empty() {
+            self.positions = self.store.reserve_journal_block();
+        }
+        let pos = self.positions.start;
+        self.positions.start += 1;
+        pos
     }
 
     /// Issues the command a billing decision calls for, if it changes the desired state and
@@ -267,6 +279,7 @@ impl Partition {
             units,
             pending: Pending {
                 store: journal_store,
+                positions: 0..0,
                 journal: Vec::new(),
                 events: Vec::new(),
                 outbox: Vec::new(),

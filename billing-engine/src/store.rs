@@ -275,9 +275,14 @@ impl Store {
         &self.master_key
     }
 
-    /// Reserves the journal position of one new ledger entry.
-    pub fn reserve_journal_position(&self) -> u64 {
-        self.journal_next.fetch_add(1, Ordering::Relaxed)
+    /// Reserves a block of journal positions for one partition's next ledger entries: taken
+    /// in order, they make runs the journal stores as one row each (see [`billing`]), however
+    /// many partitions append at once. Positions left unused stay unused.
+    pub fn reserve_journal_block(&self) -> std::ops::Range<u64> {
+        let start = self
+            .journal_next
+            .fetch_add(billing::JOURNAL_PACK_MAX, Ordering::Relaxed);
+        start..start + billing::JOURNAL_PACK_MAX
     }
 
     /// Registers a new enabled unit of the platform (outside any organisation) and returns
