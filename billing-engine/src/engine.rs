@@ -458,11 +458,14 @@ impl Partition {
         })
     }
 
-    /// Commands the devices have not acknowledged yet, to publish again.
+    /// Commands that devices online have not acknowledged yet, to publish again. A unit that
+    /// is away gets its command from its retained `cmd` slot when it reconnects; re-sending
+    /// to it would only cost a signature and a broker publish per unit and interval (at 10^6
+    /// units after an outage, most of them).
     pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
         self.units
             .iter()
-            .filter(|(_, unit)| unit.state.awaiting_ack())
+            .filter(|(_, unit)| unit.state.online && unit.state.awaiting_ack())
             .filter_map(|(serial, unit)| Some((serial, unit.state.desired?.to_proto())))
     }
 

@@ -4,8 +4,8 @@
 //! request channel (API calls). Its thread takes everything queued, up to
 //! `batch_events_max`, applies it as one batch with one durable commit (group commit: the
 //! batch grows on its own while the previous commit is in flight, so latency stays at one
-//! commit under light load), then publishes the commands that resulted. Commands devices have
-//! not acknowledged are published again every `command_resend_interval_ms`.
+//! commit under light load), then publishes the commands that resulted. Commands that devices
+//! online have not acknowledged are published again every `command_resend_interval_ms`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -46,7 +46,7 @@ pub struct EngineConfig {
     pub queue_events_max: usize,
     /// Most events applied in one commit.
     pub batch_events_max: usize,
-    /// How often unacknowledged commands are published again.
+    /// How often commands that units online have not acknowledged are published again.
     pub command_resend_interval_ms: u64,
 }
 

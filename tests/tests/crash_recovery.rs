@@ -455,7 +455,8 @@ async fn acknowledged_payments_and_metered_energy_survive_kill_9() {
     // more, with a new seq and no new energy.
     let dir_path = dir.path().to_path_buf();
     let server = TestServer::start_in(dir).await;
-    // The engine's first resend of unacknowledged commands is one interval after this.
+    // The engine publishes every unit's current command, retained, as its partition starts,
+    // and re-sends unacknowledged ones to units online one interval after this.
     let restarted = Instant::now();
     let devices = connect_fleet(server.mqtt, &fleet).await;
     for (unit, device) in fleet.iter_mut().zip(&devices) {
@@ -638,7 +639,8 @@ async fn acknowledged_payments_and_metered_energy_survive_kill_9() {
     );
 
     // A device subscribing now gets the stored desired state, retained: the restarted engine
-    // republishes what the devices have not acknowledged (they never ack in this test).
+    // republished every unit's current command (the devices never ack in this test), and
+    // whatever it published since must not have replaced it with anything else.
     let resend = Duration::from_millis(server.server.settings().engine.command_resend_interval_ms);
     tokio::time::sleep(
         (restarted + resend + Duration::from_millis(500)).saturating_duration_since(Instant::now()),

@@ -662,8 +662,15 @@ fn a_command_is_confirmed_only_by_an_ack_of_its_id_and_state() {
         off,
         "same state: no new command"
     );
-    assert_eq!(fx.partition.unacknowledged().count(), 1);
+    assert_eq!(
+        fx.partition.unacknowledged().count(),
+        0,
+        "not re-sent while offline: its retained slot serves it when it connects"
+    );
     let at = "2026-06-01T11:00:00Z";
+    fx.apply_batch(&[event("A", at, EventBody::Status { online: true })])
+        .unwrap();
+    assert_eq!(fx.partition.unacknowledged().count(), 1);
     let wrong = CommandAck {
         cmd_id: 1,
         load: LoadState::On as i32,
