@@ -31,10 +31,12 @@ use crate::units::{DeviceKey, RetiredKey, UnitDirectory, UnitRecord, UnitStatus}
 
 mod billing;
 mod command_keys;
+mod format;
 mod health;
 mod keypad;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
 pub use command_keys::{CommandKeys, PLATFORM_OWNER};
+pub use format::FORMAT_VERSION;
 pub use health::DiskFault;
 use health::{SpaceGuard, WatchedFile};
 
@@ -77,6 +79,17 @@ pub enum StoreError {
     /// The database failed and could not be reopened yet.
     #[error("storage unavailable after an I/O failure")]
     Unavailable,
+    /// The file was written in another stored format (`None`: before formats were stamped);
+    /// nothing in it is read.
+    #[error(
+        "the database file is in stored format {}, this build reads format {FORMAT_VERSION}; \
+         there is no migration: move the file aside and start with a new one",
+        found.map_or_else(|| "1 (unstamped)".to_owned(), |found| found.to_string())
+    )]
+    Format {
+        /// The version the file carries.
+        found: Option<u64>,
+    },
     /// The serial cannot be used as an MQTT client id and topic level.
     #[error("serial {0:?}: {1}")]
     InvalidSerial(String, sunledger_proto::topic::TopicError),
@@ -175,6 +188,7 @@ impl Store {
             fault: options.fault,
         };
         let db = open_file(path, &failed, &guard.fault, options.cache_bytes)?;
+        format::check_or_stamp(&db)?;
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;

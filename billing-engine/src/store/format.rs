@@ -1,0 +1,85 @@
+//! The stored format's version, checked when the file opens. Records are postcard, which is
+//! not self-describing: a file written in another format would decode into wrong values (a
+//! balance, a meter) rather than fail. So a new file is stamped with [`FORMAT_VERSION`], and a
+//! file with tables but another version, or none (written before versions were kept), is
+//! refused with both versions named, before anything reads it.
+
+use redb::{ReadableDatabase, TableDefinition};
+
+use super::StoreError;
+
+/// Facts about the file itself.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The [`META`] key of the stored format's version.
+const FORMAT_KEY: &str = "format";
+
+/// The format this build reads and writes. 2 (2026-12-04): money as scale and varint mantissa,
+/// journal rows holding runs of consecutive entries.
+pub const FORMAT_VERSION: u64 = 2;
+
+/// Stamps a new file with [`FORMAT_VERSION`], or checks that an existing one carries it; must
+/// run before any table is created in the file.
+pub(super) fn check_or_stamp(db: &redb::Database) -> Result<(), StoreError> {
+    let stored = {
+        let txn = db.begin_read()?;
+        let new_file = txn.list_tables()?.next().is_none();
+        match txn.open_table(META) {
+            Ok(meta) => meta.get(FORMAT_KEY)?.map(|version| version.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) if new_file => None,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(StoreError::Format { found: None });
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    match stored {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(found) => Err(StoreError::Format { found: Some(found) }),
+        None => {
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert(FORMAT_KEY, FORMAT_VERSION)?;
+            txn.commit()?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn a_new_file_is_stamped_and_a_file_in_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stamped.redb");
+        drop(Store::open(&path).unwrap());
+        assert!(Store::open(&path).is_ok(), "reopens in its own format");
+
+        let unstamped = dir.path().join("unstamped.redb");
+        let db = redb::Database::create(&unstamped).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("units"))
+            .unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let error = Store::open(&unstamped).err().expect("refused");
+        assert!(
+            matches!(error, StoreError::Format { found: None }),
+            "{error}"
+        );
+
+        let older = dir.path().join("older.redb");
+        let db = redb::Database::create(&older).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert(FORMAT_KEY, 1).unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        let error = Store::open(&older).err().expect("refused");
+        assert!(
+            matches!(error, StoreError::Format { found: Some(1) }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("format 1"), "{error}");
+    }
+}
