@@ -35,6 +35,9 @@ use sunledger_billing::units::{DeviceKey, UnitDirectory, UnitRecord, UnitStatus}
 use sunledger_proto::authenticity;
 use sunledger_proto::device::Telemetry;
 
+/// Accounts whose ledgers are read back for the ledger-read figure (the API's ListLedger
+/// reads a ledger whole).
+const LEDGER_SAMPLE: usize = 1_000;
 /// Rounds of the `authenticity::verify` micro-figure; the median is printed.
 const VERIFY_ROUNDS: usize = 7;
 /// Sealed readings each verify round checks (fewer if there are fewer units).
@@ -70,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_accounts(&store, &serials)?;
     let rss_before = resident_bytes();
     let started = Instant::now();
-    let mut partition = Partition::open(store, directory, Arc::new(SystemClock), 0, 1)?;
+    let mut partition = Partition::open(store.clone(), directory, Arc::new(SystemClock), 0, 1)?;
     let load_s = started.elapsed().as_secs_f64();
     let per_account = resident_bytes().saturating_sub(rss_before) as f64 / units as f64;
     println!(
@@ -96,6 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     check_every_reading_was_metered(&partition, &serials, rounds)?;
+    let (entries, read_us) = ledger_read_us(&store, &serials)?;
+    println!(
+        "ledger-read: {entries} entries of {} accounts read back in {:.1} ms ({:.2} µs per entry, each in its own journal row)",
+        serials.len().min(LEDGER_SAMPLE),
+        read_us / 1000.0,
+        read_us / entries.max(1) as f64
+    );
     rates.sort_by(f64::total_cmp);
     let median_rate = rates[rates.len() / 2];
     println!(
@@ -108,6 +118,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         verify_ns * median_rate / 1e7
     );
     Ok(())
+}
+
+/// Reads back the whole ledger of the first [`LEDGER_SAMPLE`] accounts; returns the entries
+/// read and the time taken, microseconds.
+fn ledger_read_us(
+    store: &Store,
+    serials: &[Box<str>],
+) -> Result<(usize, f64), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut entries = 0;
+    for serial in serials.iter().take(LEDGER_SAMPLE) {
+        entries += store.ledger(serial)?.len();
+    }
+    Ok((entries, started.elapsed().as_secs_f64() * 1e6))
 }
 
 /// One reading per unit for `round`, sealed under the unit's own key over its own serial, as

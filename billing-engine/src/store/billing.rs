@@ -7,8 +7,9 @@
 //! entries land together at the end of the tree instead of on a page per account (random
 //! inserts made throughput fall as ledgers grew). A run of consecutive positions (up to
 //! [`JOURNAL_PACK_MAX`], which partitions reserve as blocks) is one row, keyed by its first
-//! position: one insert per run instead of per entry, the engine's busiest write; reading an
-//! entry decodes its run. Each record points at its account's previous
+//! position: one insert per run instead of per entry, the engine's busiest write. A row keeps
+//! each record as its own byte string, so reading an entry decodes only that entry. Each
+//! record points at its account's previous
 //! record, and the account holds the head, so an account's ledger is read by walking its chain.
 //! A closed account keeps its head, so its ledger stays readable the same way; its entries are
 //! never moved or rewritten, and the reference indexes keep pointing at them.
@@ -17,6 +18,8 @@
 //! batch (unit states, accounts, ledger entries, events) and commits once. redb runs one write
 //! transaction at a time, so a reference looked up inside a [`WriteTxn`] cannot be claimed by
 //! another partition before this one commits.
+
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -29,7 +32,8 @@ use crate::codec;
 use crate::engine::{Unit, UnitState};
 use crate::ledger::{LedgerEntry, ReadingId};
 
-/// First position of a run → the run's records, in position order.
+/// First position of a run → the run's records, in position order, each a postcard byte
+/// string of its own.
 pub(super) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 /// Most records in one journal row, and the size of the position blocks partitions reserve:
 /// small enough that reading one entry (decoding its run) stays cheap.
@@ -139,19 +143,31 @@ impl WriteTxn {
         &mut self,
         records: impl IntoIterator<Item = (u64, &'a JournalRecord)>,
     ) -> Result<(), StoreError> {
-        let mut runs: Vec<(u64, Vec<&JournalRecord>)> = Vec::new();
+        // Every record encoded once into `bytes`; a run is the spans of its records.
+        let mut bytes = Vec::new();
+        let mut runs: Vec<(u64, Vec<Range<usize>>)> = Vec::new();
         for (pos, record) in records {
+            let start = bytes.len();
+            bytes = postcard::to_extend(record, bytes).map_err(codec::CodecError::from)?;
+            let span = start..bytes.len();
             match runs.last_mut() {
                 Some((first, run))
                     if pos == *first + run.len() as u64
                         && (run.len() as u64) < JOURNAL_PACK_MAX =>
                 {
-                    run.push(record);
+                    run.push(span);
                 }
-                _ => runs.push((pos, vec![record])),
+                _ => runs.push((pos, vec![span])),
             }
         }
-        self.put_encoded(JOURNAL, runs.iter().map(|(first, run)| (*first, run)))
+        let mut table = self.txn.open_table(JOURNAL)?;
+        let mut buffer = Vec::new();
+        for (first, run) in &runs {
+            let records: Vec<Bytes> = run.iter().map(|span| Bytes(&bytes[span.clone()])).collect();
+            codec::encode_serde_into(&records, &mut buffer)?;
+            table.insert(*first, buffer.as_slice())?;
+        }
+        Ok(())
     }
 
     /// Appends unit events, each at its number on its unit's event log.
@@ -234,8 +250,10 @@ impl WriteTxn {
 
     /// One journal record, seen from inside this transaction.
     pub fn journal_record(&self, pos: u64) -> Result<Option<JournalRecord>, StoreError> {
-        let run = journal_run(&self.txn.open_table(JOURNAL)?, pos)?;
-        Ok(run.and_then(|run| run.take(pos)))
+        match journal_run(&self.txn.open_table(JOURNAL)?, pos)? {
+            Some(run) => run.get(pos),
+            None => Ok(None),
+        }
     }
 
     /// Makes everything written durable; when this returns `Ok` it survives `kill -9`.
@@ -330,7 +348,8 @@ impl Store {
         let Some((first, records)) = journal.last()? else {
             return Ok(0);
         };
-        let run: Vec<JournalRecord> = codec::decode_serde(records.value())?;
+        let run: Vec<&[u8]> =
+            postcard::from_bytes(records.value()).map_err(codec::CodecError::from)?;
         Ok(first.value() + run.len() as u64)
     }
 
@@ -395,13 +414,13 @@ fn chain(
         if !run.as_ref().is_some_and(|run| run.holds(pos)) {
             run = journal_run(journal, pos)?;
         }
-        let record = run
-            .as_ref()
-            .and_then(|run| run.get(pos))
-            .cloned()
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("{serial}: ledger chain broken at journal {pos}"))
-            })?;
+        let found = match &run {
+            Some(run) => run.get(pos)?,
+            None => None,
+        };
+        let record = found.ok_or_else(|| {
+            StoreError::Corrupt(format!("{serial}: ledger chain broken at journal {pos}"))
+        })?;
         if record.serial != serial {
             return Err(StoreError::Corrupt(format!(
                 "{serial}: journal {pos} belongs to {}",
@@ -415,26 +434,39 @@ fn chain(
     Ok(entries)
 }
 
-/// One journal row: the records at consecutive positions from `first`.
+/// A record's encoding, written as one byte string (serde would write a `&[u8]` byte by
+/// byte); reads back as a `&[u8]`.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// One journal row: the records at consecutive positions from `first`, still encoded.
 struct JournalRun {
     first: u64,
-    records: Vec<JournalRecord>,
+    bytes: Vec<u8>,
+    /// Where each record's encoding is in `bytes`.
+    spans: Vec<Range<usize>>,
 }
 
 impl JournalRun {
     fn holds(&self, pos: u64) -> bool {
         pos.checked_sub(self.first)
-            .is_some_and(|index| index < self.records.len() as u64)
+            .is_some_and(|index| index < self.spans.len() as u64)
     }
 
-    fn get(&self, pos: u64) -> Option<&JournalRecord> {
-        self.records
-            .get(usize::try_from(pos.checked_sub(self.first)?).ok()?)
-    }
-
-    fn take(mut self, pos: u64) -> Option<JournalRecord> {
-        self.holds(pos)
-            .then(|| self.records.swap_remove((pos - self.first) as usize))
+    /// The record at `pos`, decoded; `None` if the run does not hold it.
+    fn get(&self, pos: u64) -> Result<Option<JournalRecord>, StoreError> {
+        let Some(span) = pos
+            .checked_sub(self.first)
+            .and_then(|index| self.spans.get(usize::try_from(index).ok()?))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(codec::decode_serde(&self.bytes[span.clone()])?))
     }
 }
 
@@ -449,9 +481,21 @@ fn journal_run(
         return Ok(None);
     };
     let (first, records) = row?;
+    let bytes = records.value().to_vec();
+    let records: Vec<&[u8]> = postcard::from_bytes(&bytes).map_err(codec::CodecError::from)?;
+    // postcard borrows byte strings from its input: each record is a slice of `bytes`.
+    let base = bytes.as_ptr() as usize;
+    let spans = records
+        .iter()
+        .map(|record| {
+            let start = record.as_ptr() as usize - base;
+            start..start + record.len()
+        })
+        .collect();
     Ok(Some(JournalRun {
         first: first.value(),
-        records: codec::decode_serde(records.value())?,
+        bytes,
+        spans,
     }))
 }
 
