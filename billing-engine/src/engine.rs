@@ -463,10 +463,7 @@ impl Partition {
     /// to it would only cost a signature and a broker publish per unit and interval (at 10^6
     /// units after an outage, most of them).
     pub fn unacknowledged(&self) -> impl Iterator<Item = (&str, Command)> {
-        self.units
-            .iter()
-            .filter(|(_, unit)| unit.state.online && unit.state.awaiting_ack())
-            .filter_map(|(serial, unit)| Some((serial, unit.state.desired?.to_proto())))
+        self.commands_where(|state| state.online && state.awaiting_ack())
     }
 
     /// Every unit's current command, acknowledged or not: published once when the partition
@@ -474,8 +471,17 @@ impl Partition {
     /// device reconnecting after a restart must still find its current state in its `cmd`
     /// slot.
     pub fn desired_commands(&self) -> impl Iterator<Item = (&str, Command)> {
+        self.commands_where(|_| true)
+    }
+
+    /// The current command of every unit whose device side `wanted` accepts.
+    fn commands_where(
+        &self,
+        wanted: impl Fn(&UnitState) -> bool,
+    ) -> impl Iterator<Item = (&str, Command)> {
         self.units
             .iter()
+            .filter(move |(_, unit)| wanted(&unit.state))
             .filter_map(|(serial, unit)| Some((serial, unit.state.desired?.to_proto())))
     }
 

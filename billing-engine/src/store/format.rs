@@ -49,6 +49,14 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
+    /// A redb file at `path` holding what `fill` writes, as another build would leave it.
+    fn file_with(path: &std::path::Path, fill: impl FnOnce(&redb::WriteTransaction)) {
+        let db = redb::Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        fill(&txn);
+        txn.commit().unwrap();
+    }
+
     #[test]
     fn a_new_file_is_stamped_and_a_file_in_another_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -57,12 +65,10 @@ mod tests {
         assert!(Store::open(&path).is_ok(), "reopens in its own format");
 
         let unstamped = dir.path().join("unstamped.redb");
-        let db = redb::Database::create(&unstamped).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(TableDefinition::<&str, &[u8]>::new("units"))
-            .unwrap();
-        txn.commit().unwrap();
-        drop(db);
+        file_with(&unstamped, |txn| {
+            txn.open_table(TableDefinition::<&str, &[u8]>::new("units"))
+                .unwrap();
+        });
         let error = Store::open(&unstamped).err().expect("refused");
         assert!(
             matches!(error, StoreError::Format { found: None }),
@@ -70,11 +76,9 @@ mod tests {
         );
 
         let older = dir.path().join("older.redb");
-        let db = redb::Database::create(&older).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert(FORMAT_KEY, 1).unwrap();
-        txn.commit().unwrap();
-        drop(db);
+        file_with(&older, |txn| {
+            txn.open_table(META).unwrap().insert(FORMAT_KEY, 1).unwrap();
+        });
         let error = Store::open(&older).err().expect("refused");
         assert!(
             matches!(error, StoreError::Format { found: Some(1) }),
