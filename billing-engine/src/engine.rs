@@ -36,13 +36,13 @@ use crate::account::{ChargeError, Effects, LoadDecision};
 use crate::account_record::AccountRecord;
 use crate::clock::Clock;
 use crate::commands::{StoredCommand, decision_to_proto};
-use crate::event::{DeviceEvent, EventBody};
+use crate::event::EventBody;
 use crate::ledger::{LedgerEntry, ReadingId};
 use crate::meter::{self, MeterOutcome, MeterState};
 use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
-use crate::units::{Admission, UnitDirectory, UnitStatus};
+use crate::units::{Admitted, UnitDirectory, UnitStatus};
 use hot_units::{HotUnits, Slot};
 
 pub use accounts::EngineError;
@@ -341,7 +341,7 @@ impl Partition {
     /// Applies a batch of device events and commits every change in one transaction. While
     /// the partition is stale and the file still unreadable, the events are dropped (counted):
     /// a device's next stored reading carries its cumulative counters, so no energy is lost.
-    pub fn apply_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
+    pub fn apply_batch(&mut self, events: &[Admitted]) -> Result<(), StoreError> {
         if !self.resync() {
             metrics::counter!("sunledger_ingest_dropped_total", "reason" => "storage_unavailable")
                 .increment(events.len() as u64);
@@ -355,18 +355,8 @@ impl Partition {
     }
 
     /// Applies one event in memory; returns the slot of the unit it changed, if it did.
-    fn apply_event(&mut self, event: &DeviceEvent) -> Option<Slot> {
-        match self.directory.admit(event) {
-            Ok(Admission::Verified) => {}
-            Ok(Admission::Waived) => {
-                metrics::counter!("sunledger_ingest_unauthenticated_total").increment(1);
-            }
-            Err(refusal) => {
-                metrics::counter!("sunledger_ingest_rejected_total", "reason" => refusal.as_str())
-                    .increment(1);
-                return None;
-            }
-        }
+    fn apply_event(&mut self, admitted: &Admitted) -> Option<Slot> {
+        let event = admitted.event();
         if let EventBody::Command(command) = &event.body {
             return self.watch_command(&event.serial, command, event.received_at_ms);
         }

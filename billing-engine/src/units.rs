@@ -7,7 +7,7 @@
 //! full entropy, so a fast hash is as strong as a password hash here and keeps a reconnect
 //! storm of thousands of units cheap), the key sealed under the server's master key. The
 //! [`UnitDirectory`] holds every unit's hash, opened key and status in memory for the broker's
-//! CONNECT check and the engine's per-message check.
+//! CONNECT check and ingest's per-message check.
 
 use compact_str::CompactString;
 use hashbrown::HashMap;
@@ -164,6 +164,26 @@ pub enum Admission {
     Waived,
 }
 
+/// A device event that passed [`UnitDirectory::admit`]: the only kind a partition applies, so
+/// an unchecked message cannot reach a balance by forgetting a call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admitted {
+    event: DeviceEvent,
+    admission: Admission,
+}
+
+impl Admitted {
+    /// The event as the device sent it.
+    pub fn event(&self) -> &DeviceEvent {
+        &self.event
+    }
+
+    /// How it proved its origin.
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+}
+
 /// One key as the directory holds it in memory.
 #[derive(Clone)]
 struct LiveKey {
@@ -253,10 +273,18 @@ impl UnitDirectory {
         }
     }
 
+    /// Lets `event` in if it comes from the unit it names (see [`UnitDirectory::check`]):
+    /// ingest calls this on its own threads, so a partition only ever sees [`Admitted`]
+    /// events and spends none of its time on MACs.
+    pub fn admit(&self, event: DeviceEvent) -> Result<Admitted, Refusal> {
+        let admission = self.check(&event)?;
+        Ok(Admitted { event, admission })
+    }
+
     /// Decides whether `event` comes from the unit it names: the unit must be registered and
     /// enabled, and telemetry and acks must carry a valid MAC under a key accepted at the
     /// time the event arrived (a development-mode unit's are let in without one).
-    pub fn admit(&self, event: &DeviceEvent) -> Result<Admission, Refusal> {
+    fn check(&self, event: &DeviceEvent) -> Result<Admission, Refusal> {
         let units = self.read();
         let entry = units.get(&*event.serial).ok_or(Refusal::UnknownSerial)?;
         if entry.status == UnitStatus::Decommissioned {
@@ -421,20 +449,20 @@ mod tests {
             ],
         );
         assert_eq!(
-            directory.admit(&reading("A", Some(&a), 0)),
+            directory.check(&reading("A", Some(&a), 0)),
             Ok(Admission::Verified)
         );
         assert_eq!(
-            directory.admit(&reading("A", Some(&b), 0)),
+            directory.check(&reading("A", Some(&b), 0)),
             Err(Refusal::BadMac),
             "B's key on A's topic"
         );
         assert_eq!(
-            directory.admit(&reading("A", None, 0)),
+            directory.check(&reading("A", None, 0)),
             Err(Refusal::BadMac)
         );
         assert_eq!(
-            directory.admit(&reading("Z", Some(&a), 0)),
+            directory.check(&reading("Z", Some(&a), 0)),
             Err(Refusal::UnknownSerial)
         );
         let ack = |key: &DeviceKey| DeviceEvent {
@@ -442,8 +470,8 @@ mod tests {
             received_at_ms: 0,
             body: EventBody::Ack(authenticity::seal(key.bytes(), "A", CommandAck::default())),
         };
-        assert_eq!(directory.admit(&ack(&a)), Ok(Admission::Verified));
-        assert_eq!(directory.admit(&ack(&b)), Err(Refusal::BadMac));
+        assert_eq!(directory.check(&ack(&a)), Ok(Admission::Verified));
+        assert_eq!(directory.check(&ack(&b)), Err(Refusal::BadMac));
     }
 
     #[test]
@@ -454,11 +482,11 @@ mod tests {
         let directory = UnitDirectory::from_records(master(), [dev]);
         assert_eq!(directory.development_mode("D"), Some(true));
         assert_eq!(
-            directory.admit(&reading("D", None, 0)),
+            directory.check(&reading("D", None, 0)),
             Ok(Admission::Waived)
         );
         assert_eq!(
-            directory.admit(&reading("D", Some(&key), 0)),
+            directory.check(&reading("D", Some(&key), 0)),
             Ok(Admission::Verified)
         );
     }
@@ -479,7 +507,7 @@ mod tests {
             (&new, 1_000, true),
         ] {
             assert_eq!(
-                directory.admit(&reading("A", Some(key), at)).is_ok(),
+                directory.check(&reading("A", Some(key), at)).is_ok(),
                 admitted,
                 "MAC at {at}"
             );
@@ -498,7 +526,7 @@ mod tests {
         moved.key.sealed = key.stored("B", &master()).sealed;
         let directory = UnitDirectory::from_records(master(), [moved]);
         assert_eq!(
-            directory.admit(&reading("A", Some(&key), 0)),
+            directory.check(&reading("A", Some(&key), 0)),
             Err(Refusal::BadMac)
         );
     }

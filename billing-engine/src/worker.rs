@@ -23,11 +23,10 @@ use crate::account_record::{
 use crate::clock::Clock;
 use crate::commands::CommandSink;
 use crate::engine::{CreditEnding, EngineError, OrgSummary, Partition, UnitState, partition_of};
-use crate::event::DeviceEvent;
 use crate::keypad::IssuedToken;
 use crate::store::RefKind;
 use crate::store::{Store, StoreError};
-use crate::units::UnitDirectory;
+use crate::units::{Admitted, UnitDirectory};
 
 /// How long an idle partition thread sleeps before looking again (it is woken early on work).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -94,14 +93,14 @@ type Job = Box<dyn FnOnce(&mut Partition) + Send>;
 
 /// The producer side of one partition.
 pub struct PartitionHandle {
-    queue: Arc<ArrayQueue<DeviceEvent>>,
+    queue: Arc<ArrayQueue<Admitted>>,
     requests: mpsc::Sender<Job>,
     thread: std::thread::Thread,
 }
 
 impl PartitionHandle {
-    /// Queues an event; gives it back if the queue is full.
-    pub fn try_push(&self, event: DeviceEvent) -> Result<(), DeviceEvent> {
+    /// Queues an admitted event; gives it back if the queue is full.
+    pub fn try_push(&self, event: Admitted) -> Result<(), Admitted> {
         self.queue.push(event)
     }
 
@@ -379,7 +378,7 @@ fn register_rare_counters() {
 struct Worker {
     index: usize,
     partition: Partition,
-    queue: Arc<ArrayQueue<DeviceEvent>>,
+    queue: Arc<ArrayQueue<Admitted>>,
     inbox: mpsc::Receiver<Job>,
     sink: Box<dyn CommandSink>,
     config: EngineConfig,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sunledger_billing::units::{Admission, UnitDirectory};
 use sunledger_billing::worker::Engine;
 use sunledger_broker::local::LinkError;
 use sunledger_broker::{EmbeddedBroker, Link, Notification};
@@ -52,8 +53,12 @@ pub struct Ingest {
 
 impl Ingest {
     /// Subscribes to every device topic, one in-process link and reader thread per filter, and
-    /// starts feeding `engine`.
-    pub fn start(broker: &EmbeddedBroker, engine: Arc<Engine>) -> Result<Ingest, IngestError> {
+    /// starts feeding `engine` with the events `directory` admits.
+    pub fn start(
+        broker: &EmbeddedBroker,
+        directory: Arc<UnitDirectory>,
+        engine: Arc<Engine>,
+    ) -> Result<Ingest, IngestError> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for (kind, filter) in [
@@ -72,6 +77,8 @@ impl Ingest {
                 accepted_json: accepted("json"),
                 skipped: metrics::counter!("sunledger_ingest_broker_skipped_total", "kind" => kind),
                 queue_full_waits: metrics::counter!("sunledger_ingest_queue_full_waits_total"),
+                unauthenticated: metrics::counter!("sunledger_ingest_unauthenticated_total"),
+                directory: directory.clone(),
                 engine: engine.clone(),
                 stop: stop.clone(),
                 last_offset: None,
@@ -111,6 +118,11 @@ struct Reader {
     skipped: metrics::Counter,
     /// Waits for room in a full partition queue (back-pressure), likewise registered at start.
     queue_full_waits: metrics::Counter,
+    /// Messages let in without a valid MAC because their unit is in development mode.
+    unauthenticated: metrics::Counter,
+    /// Who may send what: every telemetry and ack MAC is checked here, on this thread, so the
+    /// partitions spend their time on billing.
+    directory: Arc<UnitDirectory>,
     engine: Arc<Engine>,
     stop: Arc<AtomicBool>,
     last_offset: Option<u64>,
@@ -160,7 +172,14 @@ impl Reader {
     }
 
     fn forward(&self, topic: &[u8], payload: &[u8]) {
-        let event = match decode(topic, payload, chrono::Utc::now().timestamp_millis()) {
+        let decoded = decode(topic, payload, chrono::Utc::now().timestamp_millis())
+            .map_err(|rejection| rejection.as_str())
+            .and_then(|event| {
+                self.directory
+                    .admit(event)
+                    .map_err(|refusal| refusal.as_str())
+            });
+        let event = match decoded {
             Ok(event) => {
                 // Status payloads are plain words; only telemetry and acks come in two encodings.
                 let json = self.kind != "status" && Encoding::of(payload) == Encoding::Json;
@@ -170,14 +189,18 @@ impl Reader {
                     &self.accepted_protobuf
                 };
                 accepted.increment(1);
+                if event.admission() == Admission::Waived {
+                    self.unauthenticated.increment(1);
+                }
                 event
             }
-            Err(rejection) => {
-                metrics::counter!("sunledger_ingest_rejected_total", "reason" => rejection.as_str()).increment(1);
+            Err(reason) => {
+                metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason)
+                    .increment(1);
                 return;
             }
         };
-        let partition = self.engine.partition_for(&event.serial);
+        let partition = self.engine.partition_for(&event.event().serial);
         let mut event = event;
         loop {
             match partition.try_push(event) {

@@ -89,7 +89,7 @@ impl Server {
             &settings.engine,
             |_| Box::new(sinks.next().expect("one sink per partition")),
         )?);
-        let ingest = Ingest::start(&broker, engine.clone())?;
+        let ingest = Ingest::start(&broker, directory.clone(), engine.clone())?;
 
         let platform = Platform {
             directory: sunledger_control_api::Directory::open(

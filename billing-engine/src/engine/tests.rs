@@ -10,9 +10,10 @@ use super::*;
 use crate::account::{AccountSetup, Adjustment, Payment, Reversal};
 use crate::account_record::{AccountChange, AccountOpening, Movement, Receipt};
 use crate::clock::ManualClock;
+use crate::event::DeviceEvent;
 use crate::ledger::{EntryKind, PaymentChannel};
 use crate::tariff::{Period, PlanTerms, Tariff};
-use crate::units::DeviceKey;
+use crate::units::{DeviceKey, Refusal};
 use sunledger_proto::authenticity;
 
 mod disk;
@@ -79,10 +80,11 @@ impl Fixture {
         }
     }
 
-    /// Applies `events` as the devices send them: readings and acks of registered units
-    /// sealed with their keys (those of unknown serials and bodies without a MAC as given).
+    /// Applies `events` as the devices send them and ingest admits them: readings and acks of
+    /// registered units sealed with their keys, the events the directory refuses (unknown
+    /// serials) left out.
     fn apply_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
-        let sealed: Vec<DeviceEvent> = events
+        let admitted: Vec<Admitted> = events
             .iter()
             .map(|event| {
                 let mut event = event.clone();
@@ -100,8 +102,9 @@ impl Fixture {
                 }
                 event
             })
+            .filter_map(|event| self.directory.admit(event).ok())
             .collect();
-        self.partition.apply_batch(&sealed)
+        self.partition.apply_batch(&admitted)
     }
 
     /// Drops the partition's memory and loads it again from the file, as after a restart.
@@ -183,14 +186,14 @@ impl Fixture {
 }
 
 #[test]
-fn readings_without_the_units_own_mac_change_nothing() {
+fn readings_without_the_units_own_mac_are_not_admitted() {
     let mut fx = Fixture::new(&["A", "B"]);
     let at = "2026-06-01T10:00:00Z";
     fx.apply_batch(&[event("A", at, reading(1, 0, 100))])
         .unwrap();
     let b_key = fx.keys["B"].clone();
     let forged = [
-        // No MAC at all, straight to the partition.
+        // No MAC at all.
         event("A", at, reading(2, 600, 5_000)),
         // B's key vouching for A's topic.
         event(
@@ -204,9 +207,9 @@ fn readings_without_the_units_own_mac_change_nothing() {
             },
         ),
     ];
-    fx.partition.apply_batch(&forged).unwrap();
-    let stored = fx.store.unit_state("A").unwrap().unwrap();
-    assert_eq!((stored.consumed_wh, stored.meter.unwrap().seq), (0, 1));
+    for forgery in forged {
+        assert_eq!(fx.directory.admit(forgery).err(), Some(Refusal::BadMac));
+    }
     fx.apply_batch(&[event("A", at, reading(2, 600, 130))])
         .unwrap();
     let stored = fx.store.unit_state("A").unwrap().unwrap();
