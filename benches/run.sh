@@ -3,9 +3,9 @@
 #
 #   benches/run.sh [devices] [seconds_per_phase] [interval_ms]
 #
-# interval_ms is each device's report interval in e2e's measuring phase and in relay (default
-# 150: more than either side takes here, so both rates are capacities; a rate that took all
-# of its offer is marked as a floor).
+# interval_ms is each device's report interval at the start of e2e's and relay's load ramp
+# (default 250): the offer then grows by a quarter per step until a side no longer takes all
+# of it, and its best step is its capacity (marked as a floor if even the last step took all).
 #
 # engine-throughput (100,000 accounts, sealed readings; then 10,000 vs 1,000,000 for scale),
 # reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
@@ -16,7 +16,7 @@ set -euo pipefail
 
 devices=${1:-10000}
 seconds=${2:-20}
-interval_ms=${3:-150}
+interval_ms=${3:-250}
 root=$(cd "$(dirname "$0")/.." && pwd)
 results="$root/benches/RESULTS.md"
 target=${CARGO_TARGET_DIR:-$root/target}

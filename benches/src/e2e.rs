@@ -3,10 +3,13 @@
 //! simulated fleet of real MQTT clients reports to it.
 //!
 //! Run: `cargo run --release -p sunledger-benches --bin e2e -- [devices] [seconds] [interval_ms]`
-//! (defaults 10000 devices, 20 s per phase, phase 1 reports every 150 ms per device).
+//! (defaults 10000 devices, 20 s per phase, the ramp starting at a report every 250 ms per
+//! device).
 //!
-//! Phase 1 offers more load than the platform takes and measures the readings it actually
-//! stores per second (marked as a floor if it took all of the offer) (the billing engine's `sunledger_billing_readings_total`). Phase 2 slows
+//! Phase 1 ramps the offer up (`sunledger_benches::ramp`) until the platform no longer takes
+//! all of it, and keeps the step that stored the most readings per second (the billing
+//! engine's `sunledger_billing_readings_total`; marked as a floor if even the last step took
+//! all of its offer). Phase 2 slows
 //! the same connected fleet down to offer half that, and measures publish→PUBACK latency in
 //! the devices and publish→stored latency with probe devices that poll the store. Resident
 //! memory per connected device is the process's growth while the fleet connects: client and
@@ -23,7 +26,7 @@ mod setup;
 use std::time::{Duration, Instant};
 
 use sunledger_benches::process::{raise_fd_limit, resident_bytes};
-use sunledger_benches::{CONNECT_INTERVAL_MS, MAX_INTERVAL_MS, offer_note};
+use sunledger_benches::{CONNECT_INTERVAL_MS, RAMP_START_INTERVAL_MS, Rates, offer_note, ramp};
 use sunledger_sim::latency::LatencySummary;
 use sunledger_sim::{Fleet, SimConfig, SimDevice};
 
@@ -49,7 +52,11 @@ struct Phase {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut arg = sunledger_benches::numeric_args(std::env::args().skip(1));
-    let (devices, seconds, interval_ms) = (arg(10_000)? as usize, arg(20)?, arg(MAX_INTERVAL_MS)?);
+    let (devices, seconds, interval_ms) = (
+        arg(10_000)? as usize,
+        arg(20)?,
+        arg(RAMP_START_INTERVAL_MS)?,
+    );
     let window = Duration::from_secs(seconds);
     let fds_wanted = 2 * (devices + PROBES) as u64 + FD_SPARE;
     let fd = raise_fd_limit(fds_wanted)?;
@@ -102,7 +109,13 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut probes = Probes::connect(probe_devices, server.store_handle()).await?;
 
-    let max = measure(&fleet, &mut probes, connected, interval_ms, window).await;
+    let (max, ramp_lines) = ramp(interval_ms, async |interval_ms| {
+        measure(&fleet, &mut probes, connected, interval_ms, window).await
+    })
+    .await;
+    for line in ramp_lines {
+        println!("{line}");
+    }
     let half_interval_ms = interval_for(connected, max.stored_per_s / 2.0);
     let half = measure(&fleet, &mut probes, connected, half_interval_ms, window).await;
 
@@ -128,6 +141,16 @@ async fn main() -> anyhow::Result<()> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+impl Rates for Phase {
+    fn offered_per_s(&self) -> f64 {
+        self.offered_per_s
+    }
+
+    fn achieved_per_s(&self) -> f64 {
+        self.stored_per_s
+    }
 }
 
 /// Report interval at which `devices` offer `per_s` readings per second.
@@ -212,7 +235,7 @@ fn print_table(
         let stored = &phase.probes.stored_us;
         // The half phase is meant to take all of its offer.
         let took_all = match *name {
-            "max" => offer_note(phase.offered_per_s, phase.stored_per_s),
+            "max" => offer_note(*phase),
             _ => "",
         };
         rows.extend([

@@ -15,18 +15,65 @@ pub mod process;
 /// then speed up with `Fleet::set_report_interval`.
 pub const CONNECT_INTERVAL_MS: u64 = 10_000;
 
-/// Report interval of the measuring phase of `e2e` and `relay` by default: 9,000–10,000
-/// devices then offer 60,000–67,000 msgs/s, more than either side takes on two cores, so
-/// what each achieves is its capacity rather than the offer.
-pub const MAX_INTERVAL_MS: u64 = 150;
-
-/// Share of the offered rate from which a phase counts as having taken its whole offer.
+/// Report interval the load ramp of `e2e` and `relay` starts from by default: 9,000–10,000
+/// devices then offer 36,000–40,000 msgs/s.
+pub const RAMP_START_INTERVAL_MS: u64 = 250;
+/// Each ramp step's report interval is this share of the previous one's (a quarter more load).
+const RAMP_STEP: f64 = 0.8;
+/// The shortest report interval a ramp tries.
+const RAMP_MIN_INTERVAL_MS: u64 = 20;
+/// Share of the offered rate from which a step counts as having taken its whole offer.
 const TOOK_ALL: f64 = 0.97;
+
+/// What one ramp step offered and achieved, msgs/s.
+pub trait Rates {
+    /// Messages per second the fleet was asked to send.
+    fn offered_per_s(&self) -> f64;
+    /// Messages per second the system under test took.
+    fn achieved_per_s(&self) -> f64;
+}
+
+/// Finds a capacity: measures at `start_interval_ms`, then at ever shorter report intervals
+/// while each step still takes all of its offer, and returns the step that achieved the most
+/// with one line per step. Offering far beyond the capacity would not find it: the fleet
+/// shares the machine, and clients retrying a swamped server take CPU from it (both ours and
+/// Mosquitto's rates fall by half when offered 60,000 msgs/s here).
+pub async fn ramp<P: Rates>(
+    start_interval_ms: u64,
+    mut measure: impl AsyncFnMut(u64) -> P,
+) -> (P, Vec<String>) {
+    let mut interval_ms = start_interval_ms.max(RAMP_MIN_INTERVAL_MS);
+    let (mut best, mut lines): (Option<P>, Vec<String>) = (None, Vec::new());
+    loop {
+        let step = measure(interval_ms).await;
+        lines.push(format!(
+            "ramp: {interval_ms} ms, offered {:.0} msgs/s, took {:.0} msgs/s",
+            step.offered_per_s(),
+            step.achieved_per_s()
+        ));
+        let took_all = took_all(&step);
+        if best
+            .as_ref()
+            .is_none_or(|best| step.achieved_per_s() > best.achieved_per_s())
+        {
+            best = Some(step);
+        }
+        let next_ms = (interval_ms as f64 * RAMP_STEP) as u64;
+        if !took_all || next_ms < RAMP_MIN_INTERVAL_MS {
+            return (best.expect("the loop measured a step"), lines);
+        }
+        interval_ms = next_ms;
+    }
+}
+
+fn took_all(step: &impl Rates) -> bool {
+    step.achieved_per_s() >= TOOK_ALL * step.offered_per_s()
+}
 
 /// A note for a rate that took (nearly) all that was offered: it is then a floor of the
 /// capacity, not the capacity, and comparing two such rates says nothing.
-pub fn offer_note(offered_per_s: f64, achieved_per_s: f64) -> &'static str {
-    if achieved_per_s >= TOOK_ALL * offered_per_s {
+pub fn offer_note(step: &impl Rates) -> &'static str {
+    if took_all(step) {
         " (took all that was offered: a floor, not the capacity)"
     } else {
         ""

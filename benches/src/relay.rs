@@ -3,9 +3,9 @@
 //! topic counts the messages the broker relays per second.
 //!
 //! Run: `cargo run --release -p sunledger-benches --bin relay -- host:port [devices] [seconds]
-//! [interval_ms]` (defaults 10000 devices, 20 s, a report every 150 ms per device). The broker
-//! must accept anonymous clients with any client id and password, as `benches/run.sh`'s
-//! Mosquitto configuration does.
+//! [interval_ms]` (defaults 10000 devices, 20 s per step, a ramp of offers starting at a report
+//! every 250 ms per device, as in `e2e`). The broker must accept anonymous clients with any
+//! client id and password, as `benches/run.sh`'s Mosquitto configuration does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use sunledger_benches::process::raise_fd_limit;
-use sunledger_benches::{CONNECT_INTERVAL_MS, MAX_INTERVAL_MS, offer_note};
+use sunledger_benches::{CONNECT_INTERVAL_MS, RAMP_START_INTERVAL_MS, Rates, offer_note, ramp};
 use sunledger_proto::topic::ALL_TELEMETRY;
 use sunledger_sim::{DeviceCredentials, Fleet, SimConfig};
 
@@ -29,7 +29,11 @@ async fn main() -> anyhow::Result<()> {
         anyhow::anyhow!("usage: relay host:port [devices] [seconds] [interval_ms]")
     })?;
     let mut arg = sunledger_benches::numeric_args(args);
-    let (devices, seconds, interval_ms) = (arg(10_000)? as usize, arg(20)?, arg(MAX_INTERVAL_MS)?);
+    let (devices, seconds, interval_ms) = (
+        arg(10_000)? as usize,
+        arg(20)?,
+        arg(RAMP_START_INTERVAL_MS)?,
+    );
     let (host, port) = broker
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("{broker} is not host:port"))?;
@@ -66,19 +70,45 @@ async fn main() -> anyhow::Result<()> {
         "{connected} of {devices} devices connected in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    fleet.set_report_interval(Duration::from_millis(interval_ms));
-    tokio::time::sleep(WARM_UP).await;
-    let (before, window_start) = (received.load(Ordering::Relaxed), Instant::now());
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let relayed_per_s =
-        (received.load(Ordering::Relaxed) - before) as f64 / window_start.elapsed().as_secs_f64();
+    let (best, ramp_lines) = ramp(interval_ms, async |interval_ms| {
+        fleet.set_report_interval(Duration::from_millis(interval_ms));
+        tokio::time::sleep(WARM_UP).await;
+        let (before, window_start) = (received.load(Ordering::Relaxed), Instant::now());
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        Relayed {
+            offered_per_s: connected as f64 * 1000.0 / interval_ms as f64,
+            relayed_per_s: (received.load(Ordering::Relaxed) - before) as f64
+                / window_start.elapsed().as_secs_f64(),
+        }
+    })
+    .await;
     fleet.shutdown().await;
-    let offered_per_s = connected as f64 * 1000.0 / interval_ms as f64;
+    for line in ramp_lines {
+        println!("{line}");
+    }
     println!(
-        "relay {broker}: {connected} of {devices} devices connected; offered {offered_per_s:.0} msgs/s; relayed {relayed_per_s:.0} msgs/s{}",
-        offer_note(offered_per_s, relayed_per_s)
+        "relay {broker}: {connected} of {devices} devices connected; offered {:.0} msgs/s; relayed {:.0} msgs/s{}",
+        best.offered_per_s,
+        best.relayed_per_s,
+        offer_note(&best)
     );
     Ok(())
+}
+
+/// One ramp step against the broker.
+struct Relayed {
+    offered_per_s: f64,
+    relayed_per_s: f64,
+}
+
+impl Rates for Relayed {
+    fn offered_per_s(&self) -> f64 {
+        self.offered_per_s
+    }
+
+    fn achieved_per_s(&self) -> f64 {
+        self.relayed_per_s
+    }
 }
 
 /// Connects the counting subscriber and returns once its subscription is acknowledged.
