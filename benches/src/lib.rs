@@ -93,3 +93,72 @@ pub fn numeric_args(
             .unwrap_or(default))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step against a system that takes up to `capacity` msgs/s from 10,000 devices.
+    struct Step {
+        offered: f64,
+        achieved: f64,
+    }
+
+    impl Rates for Step {
+        fn offered_per_s(&self) -> f64 {
+            self.offered
+        }
+
+        fn achieved_per_s(&self) -> f64 {
+            self.achieved
+        }
+    }
+
+    fn against(capacity: f64) -> impl AsyncFnMut(u64) -> Step {
+        async move |interval_ms| {
+            let offered = 10_000.0 * 1000.0 / interval_ms as f64;
+            Step {
+                offered,
+                achieved: offered.min(capacity),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ramp_climbs_while_every_offer_is_taken_and_keeps_the_best_step() {
+        // 40,000 → 50,000 → 62,500 offered: the third step is the first not taken whole.
+        let (best, lines) = ramp(250, against(55_000.0)).await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(best.achieved_per_s(), 55_000.0);
+        assert_eq!(offer_note(&best), "");
+    }
+
+    #[tokio::test]
+    async fn a_step_past_the_knee_that_takes_less_does_not_replace_the_best() {
+        let mut collapse = async |interval_ms: u64| {
+            let offered = 10_000.0 * 1000.0 / interval_ms as f64;
+            // Takes all up to 50,000 offered; overloaded, it takes half.
+            let achieved = if offered <= 50_000.0 {
+                offered
+            } else {
+                offered / 2.0
+            };
+            Step { offered, achieved }
+        };
+        let (best, lines) = ramp(250, &mut collapse).await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(best.achieved_per_s(), 50_000.0);
+        assert!(offer_note(&best).contains("a floor"));
+    }
+
+    #[tokio::test]
+    async fn a_system_that_takes_everything_stops_the_ramp_at_the_shortest_interval() {
+        let (best, lines) = ramp(250, against(f64::INFINITY)).await;
+        assert!(
+            lines.last().unwrap().starts_with("ramp: 20 ms,"),
+            "{lines:?}"
+        );
+        assert_eq!(best.offered_per_s(), best.achieved_per_s());
+        assert!(offer_note(&best).contains("a floor"));
+    }
+}
