@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
+use sunledger_benches::median;
 use sunledger_benches::process::resident_bytes;
 use sunledger_billing::account::{Account, AccountSetup};
 use sunledger_billing::account_record::AccountRecord;
@@ -121,12 +122,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1e9 / (1e9 / rate + admit_ns)
     );
     Ok(())
-}
-
-/// The middle value of `values` (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Admits every reading as ingest does; fails if the directory refuses any (a refused

@@ -33,6 +33,25 @@ pub trait Rates {
     fn achieved_per_s(&self) -> f64;
 }
 
+/// A step that is nothing but its two rates (the relay's; the ramp's tests).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// Messages per second the fleet was asked to send.
+    pub offered_per_s: f64,
+    /// Messages per second the system under test took.
+    pub achieved_per_s: f64,
+}
+
+impl Rates for Measured {
+    fn offered_per_s(&self) -> f64 {
+        self.offered_per_s
+    }
+
+    fn achieved_per_s(&self) -> f64 {
+        self.achieved_per_s
+    }
+}
+
 /// Finds a capacity: measures at `start_interval_ms`, then at ever shorter report intervals
 /// while each step still takes all of its offer, and returns the step that achieved the most
 /// with one line per step. Offering far beyond the capacity would not find it: the fleet
@@ -80,6 +99,13 @@ pub fn offer_note(step: &impl Rates) -> &'static str {
     }
 }
 
+/// The middle value of `values` (the upper one of an even count): the figure a benchmark
+/// prints of its rounds.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Reads the positional numeric arguments of a benchmark binary one at a time: each call
 /// takes the next argument, or `default` when there are no more; a non-number is an error.
 pub fn numeric_args(
@@ -98,29 +124,16 @@ pub fn numeric_args(
 mod tests {
     use super::*;
 
-    /// A step against a system that takes up to `capacity` msgs/s from 10,000 devices.
-    struct Step {
-        offered: f64,
-        achieved: f64,
+    /// What 10,000 devices offer at `interval_ms`, msgs/s.
+    fn offered(interval_ms: u64) -> f64 {
+        10_000.0 * 1000.0 / interval_ms as f64
     }
 
-    impl Rates for Step {
-        fn offered_per_s(&self) -> f64 {
-            self.offered
-        }
-
-        fn achieved_per_s(&self) -> f64 {
-            self.achieved
-        }
-    }
-
-    fn against(capacity: f64) -> impl AsyncFnMut(u64) -> Step {
-        async move |interval_ms| {
-            let offered = 10_000.0 * 1000.0 / interval_ms as f64;
-            Step {
-                offered,
-                achieved: offered.min(capacity),
-            }
+    /// Steps against a system that takes up to `capacity` msgs/s.
+    fn against(capacity: f64) -> impl AsyncFnMut(u64) -> Measured {
+        async move |interval_ms| Measured {
+            offered_per_s: offered(interval_ms),
+            achieved_per_s: offered(interval_ms).min(capacity),
         }
     }
 
@@ -136,14 +149,17 @@ mod tests {
     #[tokio::test]
     async fn a_step_past_the_knee_that_takes_less_does_not_replace_the_best() {
         let mut collapse = async |interval_ms: u64| {
-            let offered = 10_000.0 * 1000.0 / interval_ms as f64;
+            let offered_per_s = offered(interval_ms);
             // Takes all up to 50,000 offered; overloaded, it takes half.
-            let achieved = if offered <= 50_000.0 {
-                offered
+            let achieved_per_s = if offered_per_s <= 50_000.0 {
+                offered_per_s
             } else {
-                offered / 2.0
+                offered_per_s / 2.0
             };
-            Step { offered, achieved }
+            Measured {
+                offered_per_s,
+                achieved_per_s,
+            }
         };
         let (best, lines) = ramp(250, &mut collapse).await;
         assert_eq!(lines.len(), 3, "{lines:?}");

@@ -228,8 +228,7 @@ fn verify_ns_per_check(server: &Server, credentials: &[Credentials]) -> anyhow::
             credentials.len()
         );
     }
-    per_check.sort_by(f64::total_cmp);
-    Ok(per_check[per_check.len() / 2])
+    Ok(sunledger_benches::median(per_check))
 }
 
 /// Microseconds rumqttd's router takes to register one connection, as its device thread

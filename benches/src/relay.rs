@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use sunledger_benches::process::raise_fd_limit;
-use sunledger_benches::{CONNECT_INTERVAL_MS, RAMP_START_INTERVAL_MS, Rates, offer_note, ramp};
+use sunledger_benches::{CONNECT_INTERVAL_MS, Measured, RAMP_START_INTERVAL_MS, offer_note, ramp};
 use sunledger_proto::topic::ALL_TELEMETRY;
 use sunledger_sim::{DeviceCredentials, Fleet, SimConfig};
 
@@ -75,9 +75,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(WARM_UP).await;
         let (before, window_start) = (received.load(Ordering::Relaxed), Instant::now());
         tokio::time::sleep(Duration::from_secs(seconds)).await;
-        Relayed {
+        Measured {
             offered_per_s: connected as f64 * 1000.0 / interval_ms as f64,
-            relayed_per_s: (received.load(Ordering::Relaxed) - before) as f64
+            achieved_per_s: (received.load(Ordering::Relaxed) - before) as f64
                 / window_start.elapsed().as_secs_f64(),
         }
     })
@@ -89,26 +89,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "relay {broker}: {connected} of {devices} devices connected; offered {:.0} msgs/s; relayed {:.0} msgs/s{}",
         best.offered_per_s,
-        best.relayed_per_s,
+        best.achieved_per_s,
         offer_note(&best)
     );
     Ok(())
-}
-
-/// One ramp step against the broker.
-struct Relayed {
-    offered_per_s: f64,
-    relayed_per_s: f64,
-}
-
-impl Rates for Relayed {
-    fn offered_per_s(&self) -> f64 {
-        self.offered_per_s
-    }
-
-    fn achieved_per_s(&self) -> f64 {
-        self.relayed_per_s
-    }
 }
 
 /// Connects the counting subscriber and returns once its subscription is acknowledged.
