@@ -11,7 +11,7 @@
 //! engine's `sunledger_billing_readings_total`; marked as a floor if even the last step took
 //! all of its offer). Phase 2 slows
 //! the same connected fleet down to offer half that, and measures publish→PUBACK latency in
-//! the devices and publish→stored latency with probe devices that poll the store. Resident
+//! the devices and publish→stored latency with probe devices that poll the engine. Resident
 //! memory per connected device is the process's growth while the fleet connects: client and
 //! server share the process, so it includes both ends of every connection. At the end every
 //! device's ground truth is audited against the energy the platform stored.
@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .map(|c| SimDevice::new(&config, c))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut probes = Probes::connect(probe_devices, server.store_handle()).await?;
+    let mut probes = Probes::connect(probe_devices, server.engine_handle()).await?;
 
     let (max, ramp_lines) = ramp(interval_ms, async |interval_ms| {
         measure(&fleet, &mut probes, connected, interval_ms, window).await

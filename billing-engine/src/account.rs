@@ -212,6 +212,12 @@ impl Account {
         self.balance
     }
 
+    /// Puts back the balance a committed usage charge left, when the store replays the unit
+    /// log (the charge's entry is already in the journal).
+    pub(crate) fn restore_balance(&mut self, balance: Decimal) {
+        self.balance = balance;
+    }
+
     /// The down-payment.
     pub fn down_payment(&self) -> Decimal {
         self.down_payment

@@ -61,6 +61,13 @@ pub fn encode_serde_into<T: Serialize>(value: &T, buffer: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
+/// Decodes a postcard value that borrows from `bytes`: a row of records still encoded.
+pub fn decode_serde_borrowed<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, CodecError> {
+    Ok(postcard::from_bytes(bytes)?)
+}
+
 /// Decodes a billing record (postcard).
 pub fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(postcard::from_bytes(bytes)?)

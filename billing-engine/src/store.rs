@@ -2,8 +2,9 @@
 //!
 //! Tables (string keys are serials; values are encoded by [`crate::codec`]):
 //! - `units`: [`UnitRecord`], written at registration and status changes.
-//! - `unit_state`: each unit's hot state ([`crate::engine::Unit`]: meter, commands, account),
-//!   written by the engine at every group commit.
+//! - `unit_state`: each unit's hot state ([`crate::engine::Unit`]: meter, commands, account)
+//!   as of its last checkpoint; `unit_log`: the records the engine's group commits wrote
+//!   since (see [`unit_log`]).
 //! - the billing tables (journal of ledger entries, reference indexes, revenue, unit events,
 //!   closed accounts): see [`billing`].
 //! - the keypad tables (token setups with sealed keys, token logs): see [`keypad`].
@@ -34,6 +35,7 @@ mod command_keys;
 mod format;
 mod health;
 mod keypad;
+mod unit_log;
 pub use billing::{JournalRecord, RefIndex, RefKind, UnitEvent, UnitEventKind, WriteTxn};
 pub use command_keys::{CommandKeys, PLATFORM_OWNER};
 pub use format::FORMAT_VERSION;
@@ -157,6 +159,8 @@ pub struct Store {
     cache_bytes: Option<usize>,
     /// The next free journal position; positions reserved by a failed commit stay unused.
     journal_next: AtomicU64,
+    /// The next unit log row's number.
+    unit_log_next: AtomicU64,
     /// What stored secrets are sealed under.
     master_key: MasterKey,
     /// Command-signing keys opened so far.
@@ -192,6 +196,7 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(UNITS)?;
         txn.open_table(UNIT_STATE)?;
+        txn.open_table(unit_log::UNIT_LOG)?;
         txn.open_table(billing::JOURNAL)?;
         txn.open_table(billing::PAYMENT_REFS)?;
         txn.open_table(billing::ADJUSTMENT_REFS)?;
@@ -204,8 +209,9 @@ impl Store {
         txn.open_table(command_keys::NEXT_COMMAND_KEYS)?;
         txn.commit()?;
         let journal_next = AtomicU64::new(Store::journal_end(&db)?);
+        let unit_log_next = AtomicU64::new(Store::unit_log_end(&db)?);
         metrics::gauge!("sunledger_storage_available").set(1.0);
-        Ok(Store {
+        let store = Store {
             db: RwLock::new(Some(Arc::new(db))),
             path: path.to_path_buf(),
             failed,
@@ -213,9 +219,12 @@ impl Store {
             guard,
             cache_bytes: options.cache_bytes,
             journal_next,
+            unit_log_next,
             master_key,
             keys: command_keys::KeyCache::default(),
-        })
+        };
+        store.fold_unit_log_or_warn();
+        Ok(store)
     }
 
     /// The redb database, for reads and for other components' tables in the same file (the

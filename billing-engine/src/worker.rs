@@ -47,6 +47,10 @@ pub struct EngineConfig {
     pub batch_events_max: usize,
     /// How often commands that units online have not acknowledged are published again.
     pub command_resend_interval_ms: u64,
+    /// Unit log entries each partition keeps before it checkpoints units: more means fewer
+    /// whole-record writes, fewer means a shorter replay at start-up (see
+    /// [`crate::engine::UNIT_LOG_ENTRIES_MAX`]).
+    pub unit_log_entries_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             queue_events_max: 65_536,
             batch_events_max: 8_192,
             command_resend_interval_ms: 30_000,
+            unit_log_entries_max: crate::engine::UNIT_LOG_ENTRIES_MAX,
         }
     }
 }
@@ -67,6 +72,7 @@ impl EngineConfig {
             ("partitions", self.partitions as u64),
             ("queue_events_max", self.queue_events_max as u64),
             ("batch_events_max", self.batch_events_max as u64),
+            ("unit_log_entries_max", self.unit_log_entries_max as u64),
             (
                 "command_resend_interval_ms",
                 self.command_resend_interval_ms,
@@ -151,13 +157,14 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let (mut partitions, mut threads) = (Vec::new(), Vec::new());
         for index in 0..config.partitions {
-            let partition = Partition::open(
+            let mut partition = Partition::open(
                 store.clone(),
                 directory.clone(),
                 clock.clone(),
                 index,
                 config.partitions,
             )?;
+            partition.set_unit_log_entries_max(config.unit_log_entries_max);
             let queue = Arc::new(ArrayQueue::new(config.queue_events_max));
             let (requests, inbox) = mpsc::channel();
             let worker = Worker {

@@ -130,10 +130,16 @@ impl Payments for PaymentsService {
         let caller = auth::authorised(&request, Role::Observer)?;
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
-        let directory = self.platform.directory.clone();
-        let (page, billed) =
-            blocking(move || directory.ledger(&caller.org_id, &request.installation_id, &page))
-                .await?;
+        let platform = self.platform.clone();
+        let (page, billed) = blocking(move || {
+            platform.directory.ledger(
+                &caller.org_id,
+                &request.installation_id,
+                &page,
+                &platform.engine,
+            )
+        })
+        .await?;
         Ok(Response::new(wire::ListLedgerResponse {
             entries: page
                 .items

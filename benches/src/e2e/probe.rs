@@ -1,28 +1,29 @@
 //! Publish→stored latency, measured honestly from outside the platform: a few probe devices
-//! take turns publishing one reading and then poll the durable store until the unit's meter
-//! shows that reading's sequence number. The time from handing the reading to the MQTT client
-//! to seeing it committed is one sample. Probes are ordinary registered units with accounts,
-//! so their readings take the same path as the fleet's.
+//! take turns publishing one reading and then poll the billing engine until the unit's meter
+//! shows that reading's sequence number. A partition answers between batches, after the
+//! previous batch's commit, so what it shows is durable. The time from handing the reading to
+//! the MQTT client to seeing it committed is one sample. Probes are ordinary registered units
+//! with accounts, so their readings take the same path as the fleet's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use sunledger_billing::store::Store;
+use sunledger_billing::worker::Engine;
 use sunledger_sim::SimDevice;
 
 /// Pause between two probe readings (across all probes); keeps the probes' own load
 /// negligible next to the fleet's.
 const PROBE_GAP: Duration = Duration::from_millis(50);
-/// Pause between two reads of the store while waiting for a reading to be committed.
+/// Pause between two questions to the engine while waiting for a reading to be committed.
 const POLL_GAP: Duration = Duration::from_millis(1);
 /// A reading not committed after this long counts as lost for the probe.
 const STORED_WAIT_MAX: Duration = Duration::from_secs(30);
 
-/// Probe devices and the store they watch.
+/// Probe devices and the engine they watch.
 pub struct Probes {
     devices: Vec<SimDevice>,
-    store: Arc<Store>,
+    engine: Arc<Engine>,
 }
 
 /// What the probes measured in one window.
@@ -35,11 +36,11 @@ pub struct ProbeResult {
 
 impl Probes {
     /// Connects every probe device.
-    pub async fn connect(mut devices: Vec<SimDevice>, store: Arc<Store>) -> anyhow::Result<Self> {
+    pub async fn connect(mut devices: Vec<SimDevice>, engine: Arc<Engine>) -> anyhow::Result<Self> {
         for device in &mut devices {
             device.connect().await?;
         }
-        Ok(Probes { devices, store })
+        Ok(Probes { devices, engine })
     }
 
     /// Takes turns publishing and waiting for the commit until `window` has passed.
@@ -75,7 +76,12 @@ impl Probes {
         let reading = device.publish_telemetry_now().await.ok()?;
         let serial = device.serial().to_owned();
         while started.elapsed() < STORED_WAIT_MAX {
-            let state = self.store.unit_state(&serial).ok().flatten();
+            let (engine, asked) = (self.engine.clone(), serial.clone());
+            let state = tokio::task::spawn_blocking(move || engine.unit(&asked))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
             let meter = state.and_then(|state| state.meter);
             if meter.is_some_and(|m| (m.boot, m.seq) >= (reading.boot, reading.seq)) {
                 return Some(started.elapsed());

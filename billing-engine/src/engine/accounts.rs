@@ -178,7 +178,7 @@ impl Partition {
     /// closed accounts and the unit is left without one; from then on nothing is charged to it
     /// (readings are metered but not billed, its instalments stop) and no movement reaches it.
     ///
-    /// Its ledger stays in the journal, readable with [`crate::store::Store::closed_ledger`],
+    /// Its ledger stays in the journal, readable with [`crate::store::Store::account_ledger`],
     /// and its references stay used. An account whose balance is not zero may be closed:
     /// writing off a debt or refunding credit is the operator's business, and the final
     /// balance is kept in the closed record. The unit's device side is untouched: the load

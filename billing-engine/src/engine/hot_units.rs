@@ -5,7 +5,8 @@
 //! few trips to main memory. The index keeps its entries small, with the serial inline
 //! ([`CompactString`] holds up to 24 bytes without a heap allocation), so finding a slot
 //! mostly stays in the CPU caches; and a batch remembers the slots it changed, so committing
-//! it looks nothing up again.
+//! it looks nothing up again. Each slot also says since which unit log row the unit has been
+//! changed without a checkpoint (see [`super::unit_log`]).
 
 use compact_str::CompactString;
 use hashbrown::HashMap;
@@ -19,7 +20,16 @@ pub(super) type Slot = usize;
 #[derive(Default)]
 pub(super) struct HotUnits {
     index: HashMap<CompactString, Slot>,
-    slots: Vec<(CompactString, Unit)>,
+    slots: Vec<Held>,
+}
+
+/// One unit in memory.
+struct Held {
+    serial: CompactString,
+    unit: Unit,
+    /// The first unit log row the unit went into since its last checkpoint; `None` while its
+    /// checkpoint is its state.
+    logged_since: Option<u64>,
 }
 
 impl HotUnits {
@@ -38,29 +48,39 @@ impl HotUnits {
 
     /// The serial and unit in `slot`.
     pub(super) fn at(&self, slot: Slot) -> (&str, &Unit) {
-        let (serial, unit) = &self.slots[slot];
-        (serial, unit)
+        let held = &self.slots[slot];
+        (&held.serial, &held.unit)
     }
 
     /// The unit in `slot`, to change.
     pub(super) fn at_mut(&mut self, slot: Slot) -> &mut Unit {
-        &mut self.slots[slot].1
+        &mut self.slots[slot].unit
+    }
+
+    /// The first unit log row the unit in `slot` went into since its last checkpoint.
+    pub(super) fn logged_since(&self, slot: Slot) -> Option<u64> {
+        self.slots[slot].logged_since
+    }
+
+    /// Records since which row the unit in `slot` waits for a checkpoint (`None`: it has one).
+    pub(super) fn set_logged_since(&mut self, slot: Slot, row: Option<u64>) {
+        self.slots[slot].logged_since = row;
     }
 
     /// The unit `serial`.
     pub(super) fn get(&self, serial: &str) -> Option<&Unit> {
-        self.slot(serial).map(|slot| &self.slots[slot].1)
+        self.slot(serial).map(|slot| &self.slots[slot].unit)
     }
 
     /// The unit `serial`, to change.
     pub(super) fn get_mut(&mut self, serial: &str) -> Option<&mut Unit> {
-        self.slot(serial).map(|slot| &mut self.slots[slot].1)
+        self.slot(serial).map(|slot| &mut self.slots[slot].unit)
     }
 
     /// Puts `unit` in place of `serial`'s, or adds it.
     pub(super) fn insert(&mut self, serial: &str, unit: Unit) {
         match self.slot(serial) {
-            Some(slot) => self.slots[slot].1 = unit,
+            Some(slot) => self.slots[slot].unit = unit,
             None => {
                 self.push(serial, unit);
             }
@@ -71,30 +91,34 @@ impl HotUnits {
     /// but the last one does not.
     pub(super) fn remove(&mut self, serial: &str) -> Option<Unit> {
         let slot = self.index.remove(serial)?;
-        let (_, unit) = self.slots.swap_remove(slot);
-        if let Some((moved, _)) = self.slots.get(slot) {
-            self.index.insert(moved.clone(), slot);
+        let removed = self.slots.swap_remove(slot);
+        if let Some(moved) = self.slots.get(slot) {
+            self.index.insert(moved.serial.clone(), slot);
         }
-        Some(unit)
+        Some(removed.unit)
     }
 
     /// Every (serial, unit), in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &Unit)> {
         self.slots
             .iter()
-            .map(|(serial, unit)| (serial.as_str(), unit))
+            .map(|held| (held.serial.as_str(), &held.unit))
     }
 
     /// Every unit, in no particular order.
     pub(super) fn values(&self) -> impl Iterator<Item = &Unit> {
-        self.slots.iter().map(|(_, unit)| unit)
+        self.slots.iter().map(|held| &held.unit)
     }
 
     fn push(&mut self, serial: &str, unit: Unit) -> Slot {
         let slot = self.slots.len();
         let serial = CompactString::from(serial);
         self.index.insert(serial.clone(), slot);
-        self.slots.push((serial, unit));
+        self.slots.push(Held {
+            serial,
+            unit,
+            logged_since: None,
+        });
         slot
     }
 }

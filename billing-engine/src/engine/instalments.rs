@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 
 use super::Partition;
+use super::logged::Change;
 use crate::store::StoreError;
 
 impl Partition {
@@ -76,6 +77,7 @@ impl Partition {
         let slots = charged
             .iter()
             .filter_map(|serial| self.units.slot(serial))
+            .map(|slot| (slot, Change::Whole))
             .collect();
         self.commit(slots)?;
         for serial in &charged {

@@ -18,6 +18,7 @@ use sunledger_proto::authenticity;
 
 mod disk;
 mod keypad;
+mod unit_log;
 
 fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
@@ -781,7 +782,7 @@ fn a_closed_account_keeps_its_ledger_and_references_and_the_unit_opens_a_fresh_o
     fx.assert_stored_matches_ledger("A");
     let stored = fx.store.closed_accounts("A").unwrap();
     assert_eq!(stored, std::slice::from_ref(&closed));
-    let closed_ledger = fx.store.closed_ledger("A", &stored[0]).unwrap();
+    let closed_ledger = fx.store.account_ledger("A", &stored[0].record).unwrap();
     assert_eq!(closed_ledger, old_ledger, "nothing charged after closing");
     stored[0]
         .record
@@ -810,7 +811,7 @@ fn instalments_of_a_closed_account_stop_and_a_new_account_keeps_its_own_schedule
     assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
     fx.restart();
     assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
-    let charged = fx.store.closed_ledger("A", &closed).unwrap();
+    let charged = fx.store.account_ledger("A", &closed.record).unwrap();
     assert_eq!(
         charged.len(),
         2,

@@ -271,36 +271,6 @@ impl Store {
         })
     }
 
-    /// The committed hot state of every unit whose serial `owned` accepts.
-    pub fn units_hot(
-        &self,
-        owned: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, Unit)>, StoreError> {
-        let txn = self.database()?.begin_read()?;
-        let table = txn.open_table(UNIT_STATE)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (serial, unit) = entry?;
-            if owned(serial.value()) {
-                out.push((
-                    serial.value().to_owned(),
-                    codec::decode_serde(unit.value())?,
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The committed hot state of one unit.
-    pub fn unit(&self, serial: &str) -> Result<Option<Unit>, StoreError> {
-        let txn = self.database()?.begin_read()?;
-        let table = txn.open_table(UNIT_STATE)?;
-        let found = table.get(serial)?;
-        Ok(found
-            .map(|unit| codec::decode_serde(unit.value()))
-            .transpose()?)
-    }
-
     /// The committed device side of one unit.
     pub fn unit_state(&self, serial: &str) -> Result<Option<UnitState>, StoreError> {
         Ok(self.unit(serial)?.map(|unit| unit.state))
@@ -313,32 +283,30 @@ impl Store {
 
     /// The committed ledger of the unit's open account, oldest first, with each entry's
     /// number: its chain through the journal followed back from the account's head.
+    /// Reads the unit's state as [`Store::unit`] does (the whole unit log): where the caller
+    /// holds the account, [`Store::account_ledger`] reads only the journal.
     pub fn ledger(&self, serial: &str) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
+        match self.account(serial)? {
+            Some(account) => self.account_ledger(serial, &account),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The committed ledger of `account`, unit `serial`'s open or closed account, oldest
+    /// first, with each entry's number: its chain through the journal from the account's head.
+    pub fn account_ledger(
+        &self,
+        serial: &str,
+        account: &AccountRecord,
+    ) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
         let txn = self.database()?.begin_read()?;
-        let head = match txn.open_table(UNIT_STATE)?.get(serial)? {
-            Some(unit) => codec::decode_serde::<Unit>(unit.value())?
-                .account
-                .and_then(|account| account.ledger_head),
-            None => None,
-        };
-        chain(&txn.open_table(JOURNAL)?, serial, head)
+        chain(&txn.open_table(JOURNAL)?, serial, account.ledger_head)
     }
 
     /// The committed closed accounts of one unit, oldest first.
     pub fn closed_accounts(&self, serial: &str) -> Result<Vec<ClosedAccount>, StoreError> {
         let txn = self.database()?.begin_read()?;
         closed_accounts_in(&txn.open_table(CLOSED_ACCOUNTS)?, serial)
-    }
-
-    /// The ledger of one of unit `serial`'s closed accounts, oldest first, with each entry's
-    /// number: read like an open account's, from the head it kept.
-    pub fn closed_ledger(
-        &self,
-        serial: &str,
-        closed: &ClosedAccount,
-    ) -> Result<Vec<(u64, LedgerEntry)>, StoreError> {
-        let txn = self.database()?.begin_read()?;
-        chain(&txn.open_table(JOURNAL)?, serial, closed.record.ledger_head)
     }
 
     /// The position after the journal's last record: where appends continue after a restart.
@@ -436,7 +404,7 @@ fn chain(
 
 /// A record's encoding, written as one byte string (serde would write a `&[u8]` byte by
 /// byte); reads back as a `&[u8]`.
-struct Bytes<'a>(&'a [u8]);
+pub(super) struct Bytes<'a>(pub(super) &'a [u8]);
 
 impl Serialize for Bytes<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

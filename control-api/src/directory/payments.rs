@@ -166,22 +166,26 @@ impl Directory {
     /// each entry with its number: the unit's open account's while the installation is
     /// complete, the account closed on its deletion once deleted. The billing store reads a
     /// ledger whole (it is a chain through the journal), so a page costs one read of the
-    /// account's entries.
+    /// account's entries; an open account's head comes from `engine`, which holds it.
     pub fn ledger(
         &self,
         org_id: &str,
         installation_id: &str,
         page: &PageRequest<u64>,
+        engine: &Engine,
     ) -> Result<(Page<(u64, LedgerEntry)>, BilledInstallation), DirectoryError> {
         let installation_id = validate::id("installation_id", installation_id)?;
         let installation = self.installation_in_org(org_id, installation_id)?;
         let billed_once = [InstallationStatus::Complete, InstallationStatus::Deleted];
         let billed = self.billed_installation(org_id, installation.clone(), &billed_once)?;
         let entries = match installation.deleted_at_ms {
-            None => self.store.ledger(&billed.serial)?,
+            None => match engine.account(&billed.serial)? {
+                Some(account) => self.store.account_ledger(&billed.serial, &account)?,
+                None => Vec::new(),
+            },
             Some(deleted_at_ms) => {
                 let closed = self.closed_account(&installation, &billed.serial, deleted_at_ms)?;
-                self.store.closed_ledger(&billed.serial, &closed)?
+                self.store.account_ledger(&billed.serial, &closed.record)?
             }
         };
         let after = page.after;

@@ -1,0 +1,169 @@
+//! A partition's book of the unit log rows it wrote, and when it checkpoints.
+//!
+//! Each commit appends one row with the records of the units it changed (see
+//! [`crate::store`]'s `unit_log`). A unit changed since its last checkpoint waits in a queue,
+//! at the first row it went into since. When the partition's rows hold more than
+//! [`UnitLogBook::entries_max`] records, the commit also drops the oldest rows, and first
+//! checkpoints every unit waiting since one of them, with its current state (committed by the
+//! same transaction).
+//!
+//! So a unit that reports often is checkpointed once per `entries_max` records the partition
+//! logs, not once per commit; what a restart replays is bounded by the same number. A commit's
+//! plan is made before it commits and booked only after it did, so a failed commit leaves the
+//! book as it was.
+
+use std::collections::VecDeque;
+
+use compact_str::CompactString;
+
+use super::hot_units::{HotUnits, Slot};
+use super::logged::{Change, LoggedUnit};
+use crate::store::{Store, StoreError, WriteTxn};
+
+/// Records a partition keeps in the log before it checkpoints, by default: at 10^5 units
+/// reporting evenly, each unit is checkpointed about once per ten of its readings, and a
+/// restart replays at most this many records.
+pub const UNIT_LOG_ENTRIES_MAX: usize = 1 << 20;
+
+/// The partition's rows in the log and the units waiting for a checkpoint.
+pub(super) struct UnitLogBook {
+    /// Rows this partition wrote that are still in the log, oldest first: (row, records).
+    rows: VecDeque<(u64, usize)>,
+    /// Records in `rows`.
+    entries: usize,
+    /// Units changed since their checkpoint, by the first row they went into since, oldest
+    /// first. An entry whose unit no longer says that row (checkpointed, or reloaded) is
+    /// skipped.
+    waiting: VecDeque<(CompactString, u64)>,
+    /// Records kept before the oldest rows are dropped.
+    entries_max: usize,
+    /// The partition's number, the label of its figures.
+    partition: String,
+}
+
+/// What one commit writes to the log, booked once it committed.
+pub(super) struct LogWrite {
+    /// The new row and its records; `None` if the commit changed no unit.
+    row: Option<(u64, usize)>,
+    /// Entries at the front of the queue the commit checkpointed.
+    checkpointed: usize,
+    /// Rows at the front the commit dropped.
+    dropped: usize,
+}
+
+impl UnitLogBook {
+    /// An empty book (the store folds the log when it opens, and a partition when it loads).
+    pub(super) fn new(partition: usize, entries_max: usize) -> UnitLogBook {
+        let mut book = UnitLogBook {
+            rows: VecDeque::new(),
+            entries: 0,
+            waiting: VecDeque::new(),
+            entries_max: 0,
+            partition: partition.to_string(),
+        };
+        book.set_entries_max(entries_max);
+        book
+    }
+
+    /// Marks the units waiting for a checkpoint in `units`, reloaded from the file: the rows
+    /// the book knows are still in the log.
+    pub(super) fn mark_waiting(&self, units: &mut HotUnits) {
+        for (serial, since) in &self.waiting {
+            if let Some(slot) = units.slot(serial) {
+                units.set_logged_since(slot, Some(*since));
+            }
+        }
+    }
+
+    /// Keeps `entries` records before dropping rows, from the next commit on.
+    pub(super) fn set_entries_max(&mut self, entries: usize) {
+        self.entries_max = entries.max(1);
+    }
+
+    /// Writes the units in `changed` (no repeats), each as its change calls for, as a new
+    /// row into `txn`, with the checkpoints and row drops that keep the book within
+    /// `entries_max`.
+    pub(super) fn write(
+        &self,
+        store: &Store,
+        txn: &mut WriteTxn,
+        units: &HotUnits,
+        changed: &[(Slot, Change)],
+    ) -> Result<LogWrite, StoreError> {
+        let mut plan = LogWrite {
+            row: None,
+            checkpointed: 0,
+            dropped: 0,
+        };
+        if changed.is_empty() {
+            return Ok(plan);
+        }
+        let row = store.reserve_unit_log_row();
+        let entries = changed.iter().map(|(slot, change)| {
+            let (serial, unit) = units.at(*slot);
+            (serial, LoggedUnit::of(unit, *change))
+        });
+        txn.append_unit_log(row, entries)?;
+        plan.row = Some((row, changed.len()));
+        let mut entries = self.entries + changed.len();
+        let mut checkpoints = Vec::new();
+        while entries > self.entries_max && plan.dropped < self.rows.len() {
+            let (oldest, records) = self.rows[plan.dropped];
+            while let Some((serial, since)) = self.waiting.get(plan.checkpointed) {
+                if *since > oldest {
+                    break;
+                }
+                if let Some(slot) = units.slot(serial)
+                    && units.logged_since(slot) == Some(*since)
+                {
+                    checkpoints.push(slot);
+                }
+                plan.checkpointed += 1;
+            }
+            plan.dropped += 1;
+            entries -= records;
+        }
+        if plan.dropped > 0 {
+            // In key order, neighbouring records share pages.
+            checkpoints.sort_unstable_by(|a, b| units.at(*a).0.cmp(units.at(*b).0));
+            txn.put_units(checkpoints.iter().map(|slot| units.at(*slot)))?;
+            txn.drop_unit_log_rows(self.rows.iter().take(plan.dropped).map(|(row, _)| *row))?;
+            metrics::counter!("sunledger_billing_checkpoints_total")
+                .increment(checkpoints.len() as u64);
+        }
+        Ok(plan)
+    }
+
+    /// Books a committed `plan` of the units in `changed`.
+    pub(super) fn committed(
+        &mut self,
+        plan: LogWrite,
+        units: &mut HotUnits,
+        changed: &[(Slot, Change)],
+    ) {
+        let Some((row, records)) = plan.row else {
+            return;
+        };
+        for (slot, _) in changed {
+            if units.logged_since(*slot).is_none() {
+                units.set_logged_since(*slot, Some(row));
+                self.waiting.push_back((units.at(*slot).0.into(), row));
+            }
+        }
+        // Checkpointed with their state as this commit left it, changed or not.
+        for (serial, since) in self.waiting.drain(..plan.checkpointed) {
+            if let Some(slot) = units.slot(&serial)
+                && units.logged_since(slot) == Some(since)
+            {
+                units.set_logged_since(slot, None);
+            }
+        }
+        for (_, dropped) in self.rows.drain(..plan.dropped) {
+            self.entries -= dropped;
+        }
+        self.rows.push_back((row, records));
+        self.entries += records;
+        metrics::gauge!("sunledger_billing_unit_log_entries", "partition" => self.partition.clone())
+            .set(self.entries as f64);
+    }
+}
