@@ -11,9 +11,9 @@
 //! file in one transaction first, then loaded by `Partition::open` as at start-up; the
 //! resident memory this adds, per account, is printed too.
 //!
-//! Commits append units to the unit log and checkpoint them once it holds
-//! [`UNIT_LOG_ENTRIES_MAX`] records, so unmeasured warm-up rounds fill the log first: every
-//! measured round pays its steady share of checkpoints. The measured rounds come twice: with
+//! Commits append units to the unit log and checkpoint them once it holds as many entries as
+//! the default [`UnitLogBound`] allows, so unmeasured warm-up rounds fill the log first:
+//! every measured round pays its steady share of checkpoints. The measured rounds come twice: with
 //! readings in serial order (units' order in memory, as loaded) and shuffled, as a fleet's
 //! messages arrive; the shuffled median is the headline. Afterwards the full log is folded
 //! into checkpoints, timed: what a restart after `kill -9` replays.
@@ -38,7 +38,7 @@ use sunledger_benches::process::resident_bytes;
 use sunledger_billing::account::{Account, AccountSetup};
 use sunledger_billing::account_record::AccountRecord;
 use sunledger_billing::clock::SystemClock;
-use sunledger_billing::engine::{Partition, UNIT_LOG_ENTRIES_MAX, Unit, UnitState};
+use sunledger_billing::engine::{Partition, Unit, UnitLogBound, UnitState};
 use sunledger_billing::event::{DeviceEvent, EventBody};
 use sunledger_billing::secrets::MasterKey;
 use sunledger_billing::store::Store;
@@ -94,7 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "loaded {units} accounts in {load_s:.2} s; resident hot state {per_account:.0} bytes/account"
     );
     // Round 0 sets every unit's baseline; then the warm-up fills the unit log.
-    let warm_up = UNIT_LOG_ENTRIES_MAX.div_ceil(units) as u64;
+    let log_entries = UnitLogBound::default().entries(units);
+    let warm_up = log_entries.div_ceil(units) as u64;
     let mut shuffle = rand::rngs::StdRng::seed_from_u64(7);
     let (mut in_order, mut shuffled, mut admit_ns) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=warm_up + 2 * rounds {
@@ -145,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (rate, in_order, admit_ns) = (median(shuffled), median(in_order), median(admit_ns));
     println!(
-        "engine-throughput: {units} units, batch {batch_events}, admitted readings, durable commits, unit log full ({UNIT_LOG_ENTRIES_MAX} records, {warm_up} warm-up rounds): median {rate:.0} readings/s shuffled, {in_order:.0} in serial order"
+        "engine-throughput: {units} units, batch {batch_events}, admitted readings, durable commits, unit log full ({log_entries} records, {warm_up} warm-up rounds): median {rate:.0} readings/s shuffled, {in_order:.0} in serial order"
     );
     println!(
         "ingest-admit: median {admit_ns:.0} ns/message (directory lookup and MAC check, on ingest's threads); one core doing both: {:.0} readings/s",

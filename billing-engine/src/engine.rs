@@ -54,7 +54,7 @@ use unit_log::UnitLogBook;
 pub use accounts::EngineError;
 pub use summary::OrgSummary;
 pub use tokens::CreditEnding;
-pub use unit_log::UNIT_LOG_ENTRIES_MAX;
+pub use unit_log::UnitLogBound;
 
 /// Which of `partitions` owns `serial`: FNV-1a of the serial, stable across versions and
 /// machines (it decides data ownership, so it must never change).
@@ -296,7 +296,7 @@ impl Partition {
             due: BinaryHeap::new(),
             ownership: (index, count),
             stale: false,
-            log: UnitLogBook::new(index, UNIT_LOG_ENTRIES_MAX),
+            log: UnitLogBook::new(index),
         };
         partition.schedule_all();
         Ok(partition)
@@ -315,11 +315,10 @@ impl Partition {
         self.stale
     }
 
-    /// Keeps at most `entries` unit records in the log before checkpointing (default
-    /// [`UNIT_LOG_ENTRIES_MAX`]): fewer means more checkpoint writes and a shorter replay
-    /// at start-up.
-    pub fn set_unit_log_entries_max(&mut self, entries: usize) {
-        self.log.set_entries_max(entries);
+    /// Keeps as many unit log entries as `bound` allows before checkpointing (default
+    /// [`UnitLogBound::default`]).
+    pub fn set_unit_log_bound(&mut self, bound: UnitLogBound) {
+        self.log.set_bound(bound);
     }
 
     /// Reloads every unit of the partition from the file after a failed commit's units could

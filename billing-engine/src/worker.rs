@@ -22,7 +22,9 @@ use crate::account_record::{
 };
 use crate::clock::Clock;
 use crate::commands::CommandSink;
-use crate::engine::{CreditEnding, EngineError, OrgSummary, Partition, UnitState, partition_of};
+use crate::engine::{
+    CreditEnding, EngineError, OrgSummary, Partition, UnitLogBound, UnitState, partition_of,
+};
 use crate::keypad::IssuedToken;
 use crate::store::RefKind;
 use crate::store::{Store, StoreError};
@@ -47,10 +49,11 @@ pub struct EngineConfig {
     pub batch_events_max: usize,
     /// How often commands that units online have not acknowledged are published again.
     pub command_resend_interval_ms: u64,
-    /// Unit log entries each partition keeps before it checkpoints units: more means fewer
-    /// whole-record writes, fewer means a shorter replay at start-up (see
-    /// [`crate::engine::UNIT_LOG_ENTRIES_MAX`]).
-    pub unit_log_entries_max: usize,
+    /// Unit log entries each partition keeps before it checkpoints units, whatever its
+    /// units (see [`crate::engine::UnitLogBound`]).
+    pub unit_log_entries_min: usize,
+    /// Unit log entries each partition keeps per unit it holds, when that is more.
+    pub unit_log_entries_per_unit: usize,
 }
 
 impl Default for EngineConfig {
@@ -60,7 +63,8 @@ impl Default for EngineConfig {
             queue_events_max: 65_536,
             batch_events_max: 8_192,
             command_resend_interval_ms: 30_000,
-            unit_log_entries_max: crate::engine::UNIT_LOG_ENTRIES_MAX,
+            unit_log_entries_min: UnitLogBound::default().entries_min,
+            unit_log_entries_per_unit: UnitLogBound::default().entries_per_unit,
         }
     }
 }
@@ -72,7 +76,7 @@ impl EngineConfig {
             ("partitions", self.partitions as u64),
             ("queue_events_max", self.queue_events_max as u64),
             ("batch_events_max", self.batch_events_max as u64),
-            ("unit_log_entries_max", self.unit_log_entries_max as u64),
+            ("unit_log_entries_min", self.unit_log_entries_min as u64),
             (
                 "command_resend_interval_ms",
                 self.command_resend_interval_ms,
@@ -164,7 +168,10 @@ impl Engine {
                 index,
                 config.partitions,
             )?;
-            partition.set_unit_log_entries_max(config.unit_log_entries_max);
+            partition.set_unit_log_bound(UnitLogBound {
+                entries_min: config.unit_log_entries_min,
+                entries_per_unit: config.unit_log_entries_per_unit,
+            });
             let queue = Arc::new(ArrayQueue::new(config.queue_events_max));
             let (requests, inbox) = mpsc::channel();
             let worker = Worker {

@@ -56,9 +56,9 @@ const FAILED_LOG: &str = "failed.log";
 const CHILD_LOG: &str = "child.log";
 
 const UNITS: usize = 20;
-/// Unit log entries the child's partition keeps: fewer than its units, so most commits also
-/// checkpoint units and drop rows, and kills land in those commits too.
-const UNIT_LOG_ENTRIES_MAX: usize = 8;
+/// Unit log entries the child's partition keeps (none more per unit): fewer than its units,
+/// so most commits also checkpoint units and drop rows, and kills land in those commits too.
+const UNIT_LOG_ENTRIES: usize = 8;
 const ROUNDS_DEFAULT: usize = 20;
 const ORG: &str = "org-crash";
 /// 0.37 per kWh.
@@ -94,7 +94,8 @@ fn crash_child() {
         addr(ENV_METRICS),
     );
     // A small unit log, so kills land while commits checkpoint units and drop rows too.
-    settings.engine.unit_log_entries_max = UNIT_LOG_ENTRIES_MAX;
+    settings.engine.unit_log_entries_min = UNIT_LOG_ENTRIES;
+    settings.engine.unit_log_entries_per_unit = 0;
     let run = std::env::var(ENV_RUN).expect("SUNLEDGER_CRASH_RUN is set by the parent");
     let ready = std::env::var_os(ENV_READY).expect("SUNLEDGER_CRASH_READY is set by the parent");
     let _ = tracing_subscriber::fmt()

@@ -46,6 +46,11 @@ impl HotUnits {
         self.push(serial, Unit::default())
     }
 
+    /// How many units are held.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The serial and unit in `slot`.
     pub(super) fn at(&self, slot: Slot) -> (&str, &Unit) {
         let held = &self.slots[slot];

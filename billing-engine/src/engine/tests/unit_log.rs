@@ -46,7 +46,8 @@ proptest! {
         restart in any::<proptest::sample::Index>(),
     ) {
         let mut fx = Fixture::new(&SERIALS);
-        fx.partition.set_unit_log_entries_max(entries_max);
+        let bound = UnitLogBound { entries_min: entries_max, entries_per_unit: 0 };
+        fx.partition.set_unit_log_bound(bound);
         for serial in SERIALS {
             fx.open(serial, usage(dec!(2), dec!(-5)), AccountSetup::default());
         }
@@ -58,7 +59,7 @@ proptest! {
                 let before: Vec<Option<Unit>> =
                     SERIALS.iter().map(|serial| fx.partition.unit(serial).cloned()).collect();
                 fx.restart();
-                fx.partition.set_unit_log_entries_max(entries_max);
+                fx.partition.set_unit_log_bound(bound);
                 let after: Vec<Option<Unit>> =
                     SERIALS.iter().map(|serial| fx.partition.unit(serial).cloned()).collect();
                 prop_assert_eq!(before, after, "a restart loads what memory held");
@@ -100,7 +101,10 @@ proptest! {
 #[test]
 fn a_unit_is_checkpointed_once_the_rows_it_waits_in_are_dropped() {
     let mut fx = Fixture::new(&["A", "B"]);
-    fx.partition.set_unit_log_entries_max(2);
+    fx.partition.set_unit_log_bound(UnitLogBound {
+        entries_min: 2,
+        entries_per_unit: 0,
+    });
     fx.open("A", usage(dec!(1), dec!(-1000)), AccountSetup::default());
     fx.open("B", usage(dec!(1), dec!(-1000)), AccountSetup::default());
     let checkpoint = |fx: &Fixture, serial: &str| fx.store.checkpoint(serial).unwrap();
