@@ -170,7 +170,7 @@ impl Pending {
             metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
             let pos = self.next_position();
             let chained = JournalRecord {
-                serial: serial.to_owned(),
+                serial: serial.into(),
                 seq: record.ledger_len,
                 prev: record.ledger_head,
                 entry,

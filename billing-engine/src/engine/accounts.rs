@@ -313,7 +313,7 @@ impl Partition {
                     ..index
                 },
                 None => RefIndex {
-                    serial: serial.to_owned(),
+                    serial: serial.into(),
                     pos,
                     reversal_pos: None,
                 },

@@ -74,8 +74,9 @@ impl RefKind {
 /// Where a reference's entry is: the account and the entry's journal position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefIndex {
-    /// The account (unit serial) the entry is on.
-    pub serial: String,
+    /// The account (unit serial) the entry is on; inline up to 24 bytes, as serials are,
+    /// so appending an entry allocates nothing for it.
+    pub serial: compact_str::CompactString,
     /// The entry's journal position.
     pub pos: u64,
     /// For a payment, the journal position of its reversal once reversed.
@@ -85,8 +86,9 @@ pub struct RefIndex {
 /// One ledger entry in the journal, chained to its account's previous entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalRecord {
-    /// The account (unit serial) the entry is on.
-    pub serial: String,
+    /// The account (unit serial) the entry is on; inline up to 24 bytes, as serials are,
+    /// so appending an entry allocates nothing for it.
+    pub serial: compact_str::CompactString,
     /// The entry's number on the account's ledger, from 0.
     pub seq: u64,
     /// Journal position of the account's previous entry.
