@@ -7,8 +7,8 @@
 //! memory, then writes every changed unit, account, ledger entry and event in one durable
 //! transaction; units go into the unit log, and are checkpointed now and then (`unit_log`).
 //! If that commit fails, the changed units are reloaded from the file, so memory never runs
-//! ahead of what is stored. Commands that result wait in an outbox
-//! until the commit succeeded; the worker publishes them.
+//! ahead of what is stored. Commands that result wait in an outbox until the commit
+//! succeeded; the worker publishes them.
 //!
 //! Submodules: `accounts` (opening, changing, closing, money movements), `instalments` (the
 //! timer that charges instalments as they fall due, and catches up after downtime),
@@ -262,8 +262,9 @@ pub struct Partition {
     due: BinaryHeap<Reverse<(DateTime<Utc>, Box<str>)>>,
     /// Which partition of how many this is: the units it owns.
     ownership: (usize, usize),
-    /// Set when a commit failed: memory may be ahead of the file, so nothing is applied
-    /// until [`Partition::resync`] reloads every unit.
+    /// Set when a failed commit's units could not be reloaded (the file was unreadable):
+    /// memory may be ahead of the file, so nothing is applied until [`Partition::resync`]
+    /// reloads every unit.
     stale: bool,
     /// The partition's rows in the unit log and its units awaiting a checkpoint.
     log: UnitLogBook,
