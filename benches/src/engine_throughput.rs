@@ -101,13 +101,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..=warm_up + 2 * rounds {
         let mut sealed = sealed_readings(&serials, &keys, round);
         let measured = round > warm_up;
-        let order = match round > warm_up + rounds {
-            true => {
-                sealed.shuffle(&mut shuffle);
-                "shuffled"
-            }
-            false => "in serial order",
-        };
+        let shuffled_round = round > warm_up + rounds;
+        if shuffled_round {
+            sealed.shuffle(&mut shuffle);
+        }
         let started = Instant::now();
         let admitted = admit(&directory, sealed)?;
         let admit_s = started.elapsed().as_secs_f64();
@@ -118,12 +115,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let rate = units as f64 / started.elapsed().as_secs_f64();
         if measured {
+            let order = if shuffled_round {
+                "shuffled"
+            } else {
+                "in serial order"
+            };
             println!(
                 "round {round}, {order}: {units} readings at {rate:.0} readings/s; admitted in {admit_s:.3} s"
             );
-            match order {
-                "shuffled" => shuffled.push(rate),
-                _ => in_order.push(rate),
+            match shuffled_round {
+                true => shuffled.push(rate),
+                false => in_order.push(rate),
             }
             admit_ns.push(admit_s * 1e9 / units as f64);
         }

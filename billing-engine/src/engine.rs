@@ -373,12 +373,9 @@ impl Partition {
         let mut changed = Vec::with_capacity(events.len());
         let mut order = Vec::with_capacity(events.len());
         for (index, admitted) in events.iter().enumerate() {
-            let event = admitted.event();
-            match self.units.slot(&event.serial) {
-                Some(slot) if !matches!(event.body, EventBody::Command(_)) => {
-                    order.push((slot, index));
-                }
-                _ => changed.extend(self.apply_event(admitted)),
+            match self.units.slot(&admitted.event().serial) {
+                Some(slot) => order.push((slot, index)),
+                None => changed.extend(self.apply_event(admitted)),
             }
         }
         order.sort_unstable();
@@ -388,22 +385,24 @@ impl Partition {
         self.commit(changed)
     }
 
-    /// Applies one event in memory; returns the slot of the unit it changed, if it did, and
-    /// how.
+    /// Applies one event of a unit the partition may not hold yet: a device's own event makes
+    /// its slot; a command seen on the topic of a unit not held changes nothing.
     fn apply_event(&mut self, admitted: &Admitted) -> Option<(Slot, Change)> {
-        let event = admitted.event();
-        if let EventBody::Command(command) = &event.body {
-            return self
-                .watch_command(&event.serial, command, event.received_at_ms)
-                .map(|slot| (slot, Change::Whole));
-        }
-        let slot = self.units.slot_or_insert(&event.serial);
+        let serial = &admitted.event().serial;
+        let slot = match admitted.event().body {
+            EventBody::Command(_) => self.units.slot(serial)?,
+            _ => self.units.slot_or_insert(serial),
+        };
         self.apply_event_at(slot, admitted)
     }
 
-    /// Applies a device's own event (not a command seen on its topic) to its unit in `slot`.
+    /// Applies one event to its unit in `slot`; returns the slot if the unit changed, and how.
     fn apply_event_at(&mut self, slot: Slot, admitted: &Admitted) -> Option<(Slot, Change)> {
         let event = admitted.event();
+        if let EventBody::Command(command) = &event.body {
+            let changed = self.watch_command(slot, &event.serial, command, event.received_at_ms);
+            return changed.then_some((slot, Change::Whole));
+        }
         let unit = self.units.at_mut(slot);
         unit.state.last_seen_ms = unit.state.last_seen_ms.max(event.received_at_ms);
         match &event.body {

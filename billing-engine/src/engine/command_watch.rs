@@ -33,24 +33,24 @@ impl Partition {
         }
     }
 
-    /// Checks a command seen on `serial`'s `cmd` topic at `at_ms`; returns the unit's slot if
-    /// its state changed (a foreign command was recorded).
+    /// Checks a command seen on the `cmd` topic of `serial`, held in `slot`, at `at_ms`;
+    /// returns whether the unit's state changed (a foreign command was recorded).
     pub(super) fn watch_command(
         &mut self,
+        slot: Slot,
         serial: &str,
         command: &Command,
         at_ms: i64,
-    ) -> Option<Slot> {
+    ) -> bool {
         let owner = self.directory.owner(serial);
         let genuine = self
             .store
             .command_keys(owner.as_deref().unwrap_or(PLATFORM_OWNER))
             .is_ok_and(|keys| keys.signed(serial, command));
-        let slot = self.units.slot(serial)?;
         let unit = self.units.at_mut(slot);
         let current = is_current(unit, command);
         if genuine && current {
-            return None;
+            return false;
         }
         let kind = if genuine { "stale" } else { "foreign" };
         metrics::counter!("sunledger_security_commands_seen_total", "kind" => kind).increment(1);
@@ -62,7 +62,7 @@ impl Partition {
                 .push((serial.into(), desired.to_proto()));
         }
         if genuine {
-            return None;
+            return false;
         }
         metrics::counter!("sunledger_security_foreign_command_total").increment(1);
         tracing::warn!(
@@ -72,7 +72,7 @@ impl Partition {
         );
         unit.state.foreign_commands = unit.state.foreign_commands.saturating_add(1);
         unit.state.last_foreign_command_ms = at_ms;
-        Some(slot)
+        true
     }
 }
 

@@ -65,8 +65,8 @@ pub(super) struct UnitLogBook {
     waiting: VecDeque<(CompactString, u64)>,
     /// How many records are kept before the oldest rows are dropped.
     bound: UnitLogBound,
-    /// The partition's number, the label of its figures.
-    partition: String,
+    /// `sunledger_billing_unit_log_entries` of this partition.
+    entries_gauge: metrics::Gauge,
 }
 
 /// What one commit writes to the log, booked once it committed.
@@ -87,7 +87,7 @@ impl UnitLogBook {
             entries: 0,
             waiting: VecDeque::new(),
             bound: UnitLogBound::default(),
-            partition: partition.to_string(),
+            entries_gauge: metrics::gauge!("sunledger_billing_unit_log_entries", "partition" => partition.to_string()),
         }
     }
 
@@ -99,6 +99,14 @@ impl UnitLogBook {
                 units.set_logged_since(slot, Some(*since));
             }
         }
+    }
+
+    /// The slot of `serial` if it still waits since `since` (not checkpointed since, nor
+    /// reloaded).
+    fn still_waiting(units: &HotUnits, serial: &str, since: u64) -> Option<Slot> {
+        units
+            .slot(serial)
+            .filter(|slot| units.logged_since(*slot) == Some(since))
     }
 
     /// Keeps as many records as `bound` allows, from the next commit on.
@@ -140,11 +148,7 @@ impl UnitLogBook {
                 if *since > oldest {
                     break;
                 }
-                if let Some(slot) = units.slot(serial)
-                    && units.logged_since(slot) == Some(*since)
-                {
-                    checkpoints.push(slot);
-                }
+                checkpoints.extend(Self::still_waiting(units, serial, *since));
                 plan.checkpointed += 1;
             }
             plan.dropped += 1;
@@ -179,9 +183,7 @@ impl UnitLogBook {
         }
         // Checkpointed with their state as this commit left it, changed or not.
         for (serial, since) in self.waiting.drain(..plan.checkpointed) {
-            if let Some(slot) = units.slot(&serial)
-                && units.logged_since(slot) == Some(since)
-            {
+            if let Some(slot) = Self::still_waiting(units, &serial, since) {
                 units.set_logged_since(slot, None);
             }
         }
@@ -190,7 +192,6 @@ impl UnitLogBook {
         }
         self.rows.push_back((row, records));
         self.entries += records;
-        metrics::gauge!("sunledger_billing_unit_log_entries", "partition" => self.partition.clone())
-            .set(self.entries as f64);
+        self.entries_gauge.set(self.entries as f64);
     }
 }

@@ -118,9 +118,6 @@ impl Store {
             let checkpoint = |serial: &str| decoded(&checkpoints, serial);
             replay(&log, |_| true, checkpoint, &mut latest)?;
         }
-        if latest.is_empty() {
-            return Ok(0);
-        }
         let mut units: Vec<(&str, &Unit)> = latest
             .iter()
             .map(|(serial, unit)| (serial.as_str(), unit))
@@ -198,12 +195,8 @@ impl Store {
         let txn = self.database()?.begin_read()?;
         let mut records = 0;
         for row in txn.open_table(UNIT_LOG)?.iter()? {
-            let (_, row) = row?;
-            let mut rest = row.value();
-            while !rest.is_empty() {
-                rest = postcard::take_from_bytes::<&[u8]>(rest)
-                    .map_err(codec::CodecError::from)?
-                    .1;
+            for entry in row_entries(row?.1.value()) {
+                entry?;
                 records += 1;
             }
         }
@@ -228,13 +221,9 @@ fn replay(
 ) -> Result<(), StoreError> {
     for row in log.iter()? {
         let (_, row) = row?;
-        let mut rest = row.value();
-        while !rest.is_empty() {
-            let (entry, after) =
-                postcard::take_from_bytes::<&[u8]>(rest).map_err(codec::CodecError::from)?;
-            rest = after;
+        for entry in row_entries(row.value()) {
             let (serial, logged) =
-                postcard::take_from_bytes::<&str>(entry).map_err(codec::CodecError::from)?;
+                postcard::take_from_bytes::<&str>(entry?).map_err(codec::CodecError::from)?;
             if !wanted(serial) {
                 continue;
             }
@@ -247,6 +236,26 @@ fn replay(
         }
     }
     Ok(())
+}
+
+/// The entries of one row, each a serial and a [`LoggedUnit`] still encoded.
+fn row_entries(row: &[u8]) -> impl Iterator<Item = Result<&[u8], StoreError>> {
+    let mut rest = row;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        Some(match postcard::take_from_bytes::<&[u8]>(rest) {
+            Ok((entry, after)) => {
+                rest = after;
+                Ok(entry)
+            }
+            Err(error) => {
+                rest = &[];
+                Err(codec::CodecError::from(error).into())
+            }
+        })
+    })
 }
 
 #[cfg(test)]
