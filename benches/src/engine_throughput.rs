@@ -15,7 +15,8 @@
 //! the default [`UnitLogBound`] allows, so unmeasured warm-up rounds fill the log first:
 //! every measured round pays its steady share of checkpoints. The measured rounds come twice: with
 //! readings in serial order (units' order in memory, as loaded) and shuffled, as a fleet's
-//! messages arrive; the shuffled median is the headline. Afterwards the full log is folded
+//! messages arrive (each event made in arrival order, as ingest makes them); the shuffled
+//! median is the headline. Afterwards the full log is folded
 //! into checkpoints, timed: what a restart after `kill -9` replays.
 //!
 //! Readings are what production sees: every unit has its own device key, is not in
@@ -98,13 +99,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let warm_up = log_entries.div_ceil(units) as u64;
     let mut shuffle = rand::rngs::StdRng::seed_from_u64(7);
     let (mut in_order, mut shuffled, mut admit_ns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut arrival: Vec<usize> = (0..units).collect();
     for round in 0..=warm_up + 2 * rounds {
-        let mut sealed = sealed_readings(&serials, &keys, round);
         let measured = round > warm_up;
         let shuffled_round = round > warm_up + rounds;
         if shuffled_round {
-            sealed.shuffle(&mut shuffle);
+            arrival.shuffle(&mut shuffle);
         }
+        let sealed = sealed_readings(&serials, &keys, &arrival, round);
         let started = Instant::now();
         let admitted = admit(&directory, sealed)?;
         let admit_s = started.elapsed().as_secs_f64();
@@ -197,12 +199,19 @@ fn ledger_read_us(
 }
 
 /// One reading per unit for `round`, sealed under the unit's own key over its own serial, as
-/// its device would publish it.
-fn sealed_readings(serials: &[Box<str>], keys: &[DeviceKey], round: u64) -> Vec<DeviceEvent> {
-    serials
+/// its device would publish it, in `arrival` order (indexes into `serials`). Each event is
+/// made in that order, as ingest makes them from the broker's messages, so a shuffled
+/// round's events lie in memory in arrival order, not in the units' order.
+fn sealed_readings(
+    serials: &[Box<str>],
+    keys: &[DeviceKey],
+    arrival: &[usize],
+    round: u64,
+) -> Vec<DeviceEvent> {
+    arrival
         .iter()
-        .zip(keys)
-        .map(|(serial, key)| {
+        .map(|&unit| {
+            let (serial, key) = (&serials[unit], &keys[unit]);
             let reading = Telemetry {
                 seq: round + 1,
                 ts: round as i64 * 900,
