@@ -57,8 +57,39 @@ pub fn encode_serde<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// serves a whole batch of rows instead of an allocation per row.
 pub fn encode_serde_into<T: Serialize>(value: &T, buffer: &mut Vec<u8>) -> Result<(), CodecError> {
     buffer.clear();
-    *buffer = postcard::to_extend(value, std::mem::take(buffer))?;
+    encode_serde_append(value, buffer)
+}
+
+/// Encodes a billing record (postcard) after what `buffer` holds: many records packed into
+/// one stored row.
+pub fn encode_serde_append<T: Serialize>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    postcard::serialize_with_flavor(value, Append(buffer))?;
     Ok(())
+}
+
+/// A postcard output appending to a borrowed `Vec` a slice at a time: postcard's own
+/// `to_extend` goes through `Extend` byte by byte, which was 7% of a batch of readings.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a postcard value that borrows from `bytes`: a row of records still encoded.

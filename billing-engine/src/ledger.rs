@@ -10,6 +10,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+mod reason;
+
+pub use reason::EntryReason;
+
 /// What caused a ledger entry, which decides how it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntryKind {
@@ -80,7 +84,7 @@ pub struct LedgerEntry {
     #[serde(with = "crate::compact::decimal")]
     pub amount: Decimal,
     /// Human-readable explanation shown in statements and audits.
-    pub reason: String,
+    pub reason: EntryReason,
     /// When the change took effect (payment received, reading taken, instalment due).
     #[serde(with = "crate::compact::instant")]
     pub at: DateTime<Utc>,
@@ -204,7 +208,7 @@ mod tests {
         LedgerEntry {
             kind,
             amount,
-            reason: String::new(),
+            reason: "".into(),
             at: DateTime::UNIX_EPOCH,
             reference,
             entered_by: None,

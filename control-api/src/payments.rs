@@ -273,7 +273,7 @@ fn entry_to_wire(sequence: u64, entry: LedgerEntry, currency: &str) -> wire::Led
         .into(),
         amount: money(entry.amount),
         currency: currency.to_owned(),
-        reason: entry.reason,
+        reason: entry.reason.to_string(),
         at: Some(timestamp(entry.at.timestamp_millis())),
         reference,
         channel: channel.into(),

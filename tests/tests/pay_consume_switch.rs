@@ -82,6 +82,16 @@ async fn pay_consume_switch_off_pay_again_switch_on() {
     let kinds: Vec<EntryKind> = ledger.iter().map(|(_, entry)| entry.kind).collect();
     use EntryKind::{Payment as P, UsageCharge as U};
     assert_eq!(kinds, [P, U, U, P]);
+    let reasons: Vec<String> = ledger
+        .iter()
+        .map(|(_, entry)| entry.reason.to_string())
+        .collect();
+    let (paid, used) = ("payment via MobileMoney", "10 Wh at 100 per kWh");
+    assert_eq!(
+        reasons,
+        [paid, used, used, paid],
+        "as read back from the file"
+    );
     let stored = server.server.store().account(SERIAL).unwrap().unwrap();
     stored
         .account

@@ -6,14 +6,12 @@
 //! Instalments are charged on an instalment-based tariff only, from the first deposit on, for
 //! every instalment due before completion; each index is applied once.
 
-use std::cell::RefCell;
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{Account, ChargeError, Effects, PlanState};
-use crate::ledger::{EntryKind, EntryRef, LedgerEntry, ReadingId};
+use crate::ledger::{EntryKind, EntryReason, EntryRef, LedgerEntry, ReadingId};
 use crate::meter::EnergyDelta;
 use crate::schedule::{self, DueInstalments};
 use crate::tariff::{self, Tariff};
@@ -49,7 +47,10 @@ impl Account {
         let entry = LedgerEntry {
             kind: EntryKind::UsageCharge,
             amount: -charge,
-            reason: usage_reason(energy_wh, price_per_kwh),
+            reason: EntryReason::Usage {
+                energy_wh,
+                price_per_kwh,
+            },
             at,
             reference: EntryRef::Reading(reading),
             entered_by: None,
@@ -126,7 +127,7 @@ impl Account {
             .map(|instalment| LedgerEntry {
                 kind: EntryKind::InstalmentCharge,
                 amount: -amount_per_period,
-                reason: format!("instalment {} due {}", instalment.index, instalment.due_at),
+                reason: format!("instalment {} due {}", instalment.index, instalment.due_at).into(),
                 at: instalment.due_at,
                 reference: EntryRef::Instalment(instalment.index),
                 entered_by: None,
@@ -155,58 +156,11 @@ impl Account {
         let entry = LedgerEntry {
             kind: EntryKind::TokenTime,
             amount: -amount,
-            reason: format!("{days} days of credit on token {count}"),
+            reason: format!("{days} days of credit on token {count}").into(),
             at,
             reference: EntryRef::Token(count),
             entered_by: None,
         };
         Ok(self.effects(vec![entry], false))
-    }
-}
-
-/// The reason of a usage charge, "20 Wh at 0.37 per kWh": made for every reading, so without
-/// `format!`, and with the price's text kept from the last call on this thread (a partition's
-/// accounts share a few prices; the key is the price's exact digits, so 0.37 and 0.370 each
-/// read as written).
-fn usage_reason(energy_wh: u64, price_per_kwh: Decimal) -> String {
-    thread_local! {
-        static PRICE_TEXT: RefCell<Option<(i128, u32, String)>> = const { RefCell::new(None) };
-    }
-    let key = (price_per_kwh.mantissa(), price_per_kwh.scale());
-    PRICE_TEXT.with_borrow_mut(|cached| {
-        let price = match cached {
-            Some((mantissa, scale, text)) if (*mantissa, *scale) == key => text,
-            _ => &mut cached.insert((key.0, key.1, price_per_kwh.to_string())).2,
-        };
-        let mut wh = itoa::Buffer::new();
-        let wh = wh.format(energy_wh);
-        let mut reason = String::with_capacity(wh.len() + price.len() + 16);
-        reason.push_str(wh);
-        reason.push_str(" Wh at ");
-        reason.push_str(price);
-        reason.push_str(" per kWh");
-        reason
-    })
-}
-
-#[cfg(test)]
-mod reason_tests {
-    use super::*;
-
-    #[test]
-    fn the_usage_reason_reads_as_format_would_write_it() {
-        for (wh, price) in [
-            (20, Decimal::new(37, 2)),
-            (20, Decimal::new(370, 3)),
-            (0, Decimal::new(5, 0)),
-            (u64::MAX, Decimal::new(-1, 1)),
-            (7, Decimal::new(1, 1)),
-            (7, Decimal::new(-1, 1)),
-        ] {
-            assert_eq!(
-                usage_reason(wh, price),
-                format!("{wh} Wh at {price} per kWh")
-            );
-        }
     }
 }

@@ -80,7 +80,7 @@ impl Account {
         let entry = LedgerEntry {
             kind: EntryKind::Payment,
             amount: payment.amount,
-            reason: format!("payment via {:?}", payment.channel),
+            reason: format!("payment via {:?}", payment.channel).into(),
             at,
             reference: EntryRef::Payment {
                 provider_ref: payment.provider_ref.clone(),
@@ -127,7 +127,7 @@ impl Account {
         let entry = LedgerEntry {
             kind: EntryKind::Reversal,
             amount: -original.amount,
-            reason: reversal.reason.clone(),
+            reason: reversal.reason.as_str().into(),
             at,
             reference: original.reference.clone(),
             entered_by: Some(reversal.entered_by.clone()),
@@ -158,7 +158,7 @@ impl Account {
         let entry = LedgerEntry {
             kind: EntryKind::Adjustment,
             amount: adjustment.amount,
-            reason: adjustment.reason.clone(),
+            reason: adjustment.reason.as_str().into(),
             at,
             reference: EntryRef::Operator(adjustment.reference.clone()),
             entered_by: Some(adjustment.entered_by.clone()),

@@ -150,7 +150,7 @@ impl WriteTxn {
         let mut runs: Vec<(u64, Vec<Range<usize>>)> = Vec::new();
         for (pos, record) in records {
             let start = bytes.len();
-            bytes = postcard::to_extend(record, bytes).map_err(codec::CodecError::from)?;
+            codec::encode_serde_append(record, &mut bytes)?;
             let span = start..bytes.len();
             match runs.last_mut() {
                 Some((first, run))
@@ -511,7 +511,7 @@ mod tests {
             entry: LedgerEntry {
                 kind: EntryKind::Adjustment,
                 amount: Decimal::from(seq),
-                reason: format!("entry {seq}"),
+                reason: format!("entry {seq}").into(),
                 at: DateTime::UNIX_EPOCH,
                 reference: EntryRef::Operator(format!("ref-{seq}")),
                 entered_by: None,

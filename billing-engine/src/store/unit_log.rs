@@ -48,7 +48,7 @@ impl WriteTxn {
         let (mut bytes, mut entry) = (Vec::new(), Vec::new());
         for logged in entries {
             codec::encode_serde_into(&logged, &mut entry)?;
-            bytes = postcard::to_extend(&Bytes(&entry), bytes).map_err(codec::CodecError::from)?;
+            codec::encode_serde_append(&Bytes(&entry), &mut bytes)?;
         }
         self.txn()
             .open_table(UNIT_LOG)?
