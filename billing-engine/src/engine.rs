@@ -403,7 +403,7 @@ impl Partition {
             let changed = self.watch_command(slot, &event.serial, command, event.received_at_ms);
             return changed.then_some((slot, Change::Whole));
         }
-        let unit = self.units.at_mut(slot);
+        let (serial, unit) = self.units.held_mut(slot);
         unit.state.last_seen_ms = unit.state.last_seen_ms.max(event.received_at_ms);
         match &event.body {
             EventBody::Telemetry(reading) => {
@@ -411,7 +411,7 @@ impl Partition {
                     .unwrap_or(DateTime::UNIX_EPOCH);
                 return Some((
                     slot,
-                    meter_reading(&mut self.pending, &event.serial, unit, reading, received_at),
+                    meter_reading(&mut self.pending, serial, unit, reading, received_at),
                 ));
             }
             EventBody::Ack(ack) => {

@@ -62,6 +62,13 @@ impl HotUnits {
         &mut self.slots[slot].unit
     }
 
+    /// The serial and unit in `slot`, the unit to change. The serial is read from beside the
+    /// unit, in the same cache lines, rather than from the event, elsewhere in memory.
+    pub(super) fn held_mut(&mut self, slot: Slot) -> (&str, &mut Unit) {
+        let held = &mut self.slots[slot];
+        (&held.serial, &mut held.unit)
+    }
+
     /// The first unit log row the unit in `slot` went into since its last checkpoint.
     pub(super) fn logged_since(&self, slot: Slot) -> Option<u64> {
         self.slots[slot].logged_since
