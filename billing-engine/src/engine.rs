@@ -19,6 +19,7 @@
 
 mod accounts;
 mod command_watch;
+mod counters;
 mod hot_units;
 mod instalments;
 mod logged;
@@ -41,12 +42,13 @@ use crate::account_record::AccountRecord;
 use crate::clock::Clock;
 use crate::commands::{StoredCommand, decision_to_proto};
 use crate::event::EventBody;
-use crate::ledger::{LedgerEntry, ReadingId};
+use crate::ledger::ReadingId;
 use crate::meter::{self, MeterOutcome, MeterState};
 use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{Admitted, UnitDirectory, UnitStatus};
+use counters::HotCounters;
 use hot_units::{HotUnits, Slot};
 pub(crate) use logged::{Change, LoggedUnit};
 use unit_log::UnitLogBook;
@@ -149,6 +151,8 @@ struct Pending {
     events: Vec<(Box<str>, u64, UnitEvent)>,
     /// Commands to publish once committed.
     outbox: Vec<(Box<str>, Command)>,
+    /// Counters of readings and entries.
+    counters: HotCounters,
 }
 
 impl Pending {
@@ -167,7 +171,7 @@ impl Pending {
         record.track_limit(now);
         let first = record.ledger_len;
         for entry in effects.entries {
-            metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(&entry)).increment(1);
+            self.counters.entry(entry.kind);
             let pos = self.next_position();
             let chained = JournalRecord {
                 serial: serial.into(),
@@ -239,18 +243,6 @@ impl Pending {
     }
 }
 
-fn entry_kind_label(entry: &LedgerEntry) -> &'static str {
-    use crate::ledger::EntryKind;
-    match entry.kind {
-        EntryKind::Payment => "payment",
-        EntryKind::UsageCharge => "usage_charge",
-        EntryKind::InstalmentCharge => "instalment_charge",
-        EntryKind::Adjustment => "adjustment",
-        EntryKind::Reversal => "reversal",
-        EntryKind::TokenTime => "token_time",
-    }
-}
-
 /// One partition's units, in memory, backed by the store.
 pub struct Partition {
     store: Arc<Store>,
@@ -293,6 +285,7 @@ impl Partition {
                 journal: Vec::new(),
                 events: Vec::new(),
                 outbox: Vec::new(),
+                counters: HotCounters::registered(),
             },
             due: BinaryHeap::new(),
             ownership: (index, count),
@@ -688,8 +681,7 @@ fn meter_reading(
         .as_ref()
         .map_or(RATED_POWER_W_DEFAULT, |record| record.rated_power_w);
     let (outcome, baseline) = meter::advance(unit.state.meter.as_ref(), reading, rated_power_w);
-    metrics::counter!("sunledger_billing_readings_total", "outcome" => outcome.as_str())
-        .increment(1);
+    pending.counters.reading(outcome);
     unit.state.meter = Some(baseline);
     let id = ReadingId {
         boot: reading.boot,

@@ -77,15 +77,29 @@ pub enum MeterOutcome {
 }
 
 impl MeterOutcome {
+    /// Every outcome's metrics label, at its [`MeterOutcome::label_index`].
+    pub const LABELS: [&'static str; 5] = [
+        "baseline",
+        "consumed",
+        "duplicate",
+        "counter_reset",
+        "held_for_review",
+    ];
+
+    /// Where the outcome's label is in [`MeterOutcome::LABELS`]: counters are kept per label.
+    pub fn label_index(self) -> usize {
+        match self {
+            MeterOutcome::Baseline => 0,
+            MeterOutcome::Consumed(_) => 1,
+            MeterOutcome::Duplicate => 2,
+            MeterOutcome::CounterReset => 3,
+            MeterOutcome::HeldForReview { .. } => 4,
+        }
+    }
+
     /// Metrics label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MeterOutcome::Baseline => "baseline",
-            MeterOutcome::Consumed(_) => "consumed",
-            MeterOutcome::Duplicate => "duplicate",
-            MeterOutcome::CounterReset => "counter_reset",
-            MeterOutcome::HeldForReview { .. } => "held_for_review",
-        }
+        Self::LABELS[self.label_index()]
     }
 }
 
