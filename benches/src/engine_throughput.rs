@@ -1,5 +1,8 @@
-//! Benchmark: usage readings applied per second by one billing partition alone (one thread),
-//! durable (every batch committed to redb with immediate durability), over many accounts.
+//! Benchmark: usage readings applied per second by one billing partition alone, durable
+//! (every batch committed to redb with immediate durability), over many accounts. As in the
+//! server, the partition's thread applies each batch while its commit thread waits for the
+//! disk to sync the one before; every round ends with its last commit finished, and prints the
+//! CPU it used (all threads' CPU seconds per wall second: "cores busy").
 //!
 //! Run: `cargo run --release -p sunledger-benches --bin engine-throughput -- [units] [rounds]
 //! [batch]` (defaults 100000 units, 5 rounds, batches of 8,192, the engine's default
@@ -36,7 +39,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rust_decimal::Decimal;
 use sunledger_benches::median;
-use sunledger_benches::process::resident_bytes;
+use sunledger_benches::process::{cpu_seconds, resident_bytes};
 use sunledger_billing::account::{Account, AccountSetup};
 use sunledger_billing::account_record::AccountRecord;
 use sunledger_billing::clock::SystemClock;
@@ -102,6 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let warm_up = log_entries.div_ceil(units) as u64;
     let mut shuffle = rand::rngs::StdRng::seed_from_u64(7);
     let (mut in_order, mut shuffled, mut admit_ns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut busy = Vec::new();
     let mut arrival: Vec<usize> = (0..units).collect();
     for round in 0..=warm_up + 2 * rounds {
         let measured = round > warm_up;
@@ -113,12 +117,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let admitted = admit(&directory, sealed)?;
         let admit_s = started.elapsed().as_secs_f64();
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), cpu_seconds());
         for batch in admitted.chunks(batch_events) {
-            partition.apply_batch(batch)?;
+            partition.submit_batch(batch)?;
             partition.take_outbox();
         }
-        let rate = units as f64 / started.elapsed().as_secs_f64();
+        partition.finish_commit()?;
+        let wall_s = started.elapsed().as_secs_f64();
+        let rate = units as f64 / wall_s;
+        let cores = (cpu_seconds() - cpu_before) / wall_s;
         if measured {
             let order = if shuffled_round {
                 "shuffled"
@@ -126,12 +133,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "in serial order"
             };
             println!(
-                "round {round}, {order}: {units} readings at {rate:.0} readings/s; admitted in {admit_s:.3} s"
+                "round {round}, {order}: {units} readings at {rate:.0} readings/s, {cores:.2} cores busy; admitted in {admit_s:.3} s"
             );
             match shuffled_round {
                 true => shuffled.push(rate),
                 false => in_order.push(rate),
             }
+            busy.push(cores);
             admit_ns.push(admit_s * 1e9 / units as f64);
         }
     }
@@ -153,7 +161,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (rate, in_order, admit_ns) = (median(shuffled), median(in_order), median(admit_ns));
     println!(
-        "engine-throughput: {units} units, batch {batch_events}, admitted readings, durable commits, unit log full ({log_entries} records, {warm_up} warm-up rounds): median {rate:.0} readings/s shuffled, {in_order:.0} in serial order"
+        "engine-throughput: {units} units, batch {batch_events}, admitted readings, durable commits, unit log full ({log_entries} records, {warm_up} warm-up rounds): median {rate:.0} readings/s shuffled, {in_order:.0} in serial order, {:.2} cores busy",
+        median(busy)
     );
     println!(
         "ingest-admit: median {admit_ns:.0} ns/message (directory lookup and MAC check, on ingest's threads); one core doing both: {:.0} readings/s",

@@ -1,4 +1,5 @@
-//! Facts about this process that benchmarks print: resident memory and the open-file limit.
+//! Facts about this process that benchmarks print: resident memory, CPU time and the
+//! open-file limit.
 
 use rlimit::Resource;
 
@@ -12,6 +13,13 @@ pub fn resident_bytes() -> u64 {
         .and_then(|rest| rest.trim().strip_suffix("kB"))
         .and_then(|kb| kb.trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time this process has used, every thread's, in seconds: what a figure costs in cores,
+/// beside the wall time it took.
+pub fn cpu_seconds() -> f64 {
+    let used = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    used.tv_sec as f64 + used.tv_nsec as f64 * 1e-9
 }
 
 /// The open-file limit before and after [`raise_fd_limit`], for printing.

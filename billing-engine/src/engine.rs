@@ -6,19 +6,23 @@
 //! driven by a single thread (see [`crate::worker`]). It applies a whole batch of events in
 //! memory, then writes every changed unit, account, ledger entry and event in one durable
 //! transaction; units go into the unit log, and are checkpointed now and then (`unit_log`).
-//! If that commit fails, the changed units are reloaded from the file, so memory never runs
-//! ahead of what is stored. Commands that result wait in an outbox until the commit
-//! succeeded; the worker publishes them.
+//! A batch's commit runs on a thread of its own while the next batch is applied (`committer`).
+//! If that commit fails, the units both batches changed are reloaded from the file, so memory
+//! never runs ahead of what is stored for longer than one batch, and never where anyone can
+//! see it: requests and money movements first wait for the commit in flight. Commands that
+//! result wait in an outbox until their commit succeeded; the worker publishes them.
 //!
-//! Submodules: `accounts` (opening, changing, closing, money movements), `instalments` (the
-//! timer that charges instalments as they fall due, and catches up after downtime),
-//! `command_watch` (signing commands, and healing forged ones on the `cmd` topics), `summary`
-//! (counts over an organisation's accounts for reports), `tokens` (keypad units' OpenPAYGO
-//! tokens, made in the transaction that pays for them), `unit_log` (the partition's rows in
-//! the unit log, and its checkpoints).
+//! Submodules: `accounts` (opening, changing, closing, money movements), `committer` (the
+//! thread batch commits run on), `instalments` (the timer that charges instalments as they
+//! fall due, and catches up after downtime), `command_watch` (signing commands, and healing
+//! forged ones on the `cmd` topics), `counters` (the per-reading counters), `summary` (counts
+//! over an organisation's accounts for reports), `tokens` (keypad units' OpenPAYGO tokens,
+//! made in the transaction that pays for them), `unit_log` (the partition's rows in the unit
+//! log, and its checkpoints).
 
 mod accounts;
 mod command_watch;
+mod committer;
 mod counters;
 mod hot_units;
 mod instalments;
@@ -48,6 +52,7 @@ use crate::store::JournalRecord;
 use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{Admitted, UnitDirectory, UnitStatus};
+use committer::Committer;
 use counters::HotCounters;
 use hot_units::{HotUnits, Slot};
 pub(crate) use logged::{Change, LoggedUnit};
@@ -260,6 +265,24 @@ pub struct Partition {
     stale: bool,
     /// The partition's rows in the unit log and its units awaiting a checkpoint.
     log: UnitLogBook,
+    /// Runs batch commits while the next batch is applied.
+    committer: Committer,
+    /// The batch whose commit is running, if any.
+    in_flight: Option<InFlight>,
+    /// Commands whose commits are durable, to publish.
+    ready: Vec<(Box<str>, Command)>,
+}
+
+/// A batch whose commit is running on the [`Committer`], and what to do once it ends.
+struct InFlight {
+    /// The unit log's plan, booked once the commit succeeded.
+    plan: unit_log::LogWrite,
+    /// The units it changed, reloaded if the commit fails.
+    changed: Vec<(Slot, Change)>,
+    /// Its commands, published once the commit succeeded.
+    outbox: Vec<(Box<str>, Command)>,
+    /// When its write began, for `sunledger_billing_commit_seconds`.
+    started: std::time::Instant,
 }
 
 impl Partition {
@@ -291,6 +314,9 @@ impl Partition {
             ownership: (index, count),
             stale: false,
             log: UnitLogBook::new(index),
+            committer: Committer::start(index)?,
+            in_flight: None,
+            ready: Vec::new(),
         };
         partition.schedule_all();
         Ok(partition)
@@ -345,20 +371,35 @@ impl Partition {
         self.units.get(serial)
     }
 
-    /// Commands committed since the last call, to publish.
+    /// Commands whose commits are durable, not yet taken, to publish.
     pub fn take_outbox(&mut self) -> Vec<(Box<str>, Command)> {
-        std::mem::take(&mut self.pending.outbox)
+        let mut commands = std::mem::take(&mut self.ready);
+        commands.append(&mut self.pending.outbox);
+        commands
     }
 
-    /// Applies a batch of device events and commits every change in one transaction. While
-    /// the partition is stale and the file still unreadable, the events are dropped (counted):
-    /// a device's next stored reading carries its cumulative counters, so no energy is lost.
+    /// Applies a batch of device events and commits every change in one durable transaction
+    /// ([`Partition::submit_batch`], then [`Partition::finish_commit`]).
     pub fn apply_batch(&mut self, events: &[Admitted]) -> Result<(), StoreError> {
+        self.submit_batch(events)?;
+        self.finish_commit()
+    }
+
+    /// Applies a batch of device events in memory and starts committing every change in one
+    /// durable transaction, which the next call, or [`Partition::finish_commit`], waits for:
+    /// a busy partition applies each batch while the disk syncs the one before (see
+    /// `committer`). The error of a failed commit is returned by that next call, and every
+    /// unit either batch changed is reloaded from the file. While the partition is stale and
+    /// the file still unreadable, the events are dropped (counted): a device's next stored
+    /// reading carries its cumulative counters, so no energy is lost.
+    pub fn submit_batch(&mut self, events: &[Admitted]) -> Result<(), StoreError> {
         if !self.resync() {
             metrics::counter!("sunledger_ingest_dropped_total", "reason" => "storage_unavailable")
                 .increment(events.len() as u64);
             return Err(StoreError::Unavailable);
         }
+        // Commands queued so far are committed; the outbox is left to this batch's.
+        self.ready.append(&mut self.pending.outbox);
         // Events are applied in the order of their units' slots, each unit's in arrival order:
         // memory is then walked forwards, whatever order a fleet's messages came in (at 10^5
         // units, shuffled readings were a third slower). Units are independent, so only each
@@ -375,7 +416,8 @@ impl Partition {
         for (slot, index) in order {
             changed.extend(self.apply_event_at(slot, &events[index]));
         }
-        self.commit(changed)
+        self.finish_commit_or_reload(&changed)?;
+        self.start_commit(changed)
     }
 
     /// Applies one event of a unit the partition may not hold yet: a device's own event makes
@@ -525,6 +567,7 @@ impl Partition {
         if !self.resync() {
             return Err(EngineError::Store(StoreError::Unavailable));
         }
+        self.finish_commit()?;
         match self.directory.status(serial) {
             None => return Err(EngineError::UnitNotFound(serial.to_owned())),
             Some(UnitStatus::Decommissioned) => {
@@ -575,8 +618,17 @@ impl Partition {
     }
 
     /// Commits a batch's changes to the units in `changed` (repeats allowed, the larger
-    /// change of a unit counts); on failure reloads them.
-    fn commit(&mut self, mut changed: Vec<(Slot, Change)>) -> Result<(), StoreError> {
+    /// change of a unit counts) and waits for it; on failure reloads them.
+    fn commit(&mut self, changed: Vec<(Slot, Change)>) -> Result<(), StoreError> {
+        self.start_commit(changed)?;
+        self.finish_commit()
+    }
+
+    /// Writes a batch's changes to the units in `changed` (as [`Partition::commit`]) and
+    /// hands the transaction to the committer; a commit already in flight must be finished.
+    /// If the write fails, the units are reloaded.
+    fn start_commit(&mut self, mut changed: Vec<(Slot, Change)>) -> Result<(), StoreError> {
+        debug_assert!(self.in_flight.is_none(), "one commit in flight at a time");
         if changed.is_empty() {
             return Ok(());
         }
@@ -589,22 +641,62 @@ impl Partition {
             }
             same
         });
-        let result = self.store.begin().and_then(|mut txn| {
+        let written = self.store.begin().and_then(|mut txn| {
             let plan = self.write(&mut txn, &changed)?;
-            txn.commit()?;
+            self.committer.send(txn)?;
             Ok(plan)
         });
-        metrics::histogram!("sunledger_billing_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
         self.pending.clear_writes();
-        match result {
+        match written {
             Ok(plan) => {
-                self.log.committed(plan, &mut self.units, &changed);
+                self.in_flight = Some(InFlight {
+                    plan,
+                    changed,
+                    outbox: std::mem::take(&mut self.pending.outbox),
+                    started,
+                });
                 Ok(())
             }
             Err(error) => {
                 metrics::counter!("sunledger_billing_commit_failed_total").increment(1);
                 self.pending.outbox.clear();
+                self.reload(&changed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits for the commit in flight, if any: books it and readies its commands, or, if it
+    /// failed, reloads the units it changed and returns its error.
+    pub fn finish_commit(&mut self) -> Result<(), StoreError> {
+        self.finish_commit_or_reload(&[])
+    }
+
+    /// [`Partition::finish_commit`], for a partition that has since applied changes to the
+    /// units in `applied`, not yet written: if the commit failed, those are discarded too
+    /// (their state built on it), their queued writes and commands with them.
+    fn finish_commit_or_reload(&mut self, applied: &[(Slot, Change)]) -> Result<(), StoreError> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let outcome = self.committer.outcome();
+        metrics::histogram!("sunledger_billing_commit_seconds")
+            .record(flight.started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(()) => {
+                self.log
+                    .committed(flight.plan, &mut self.units, &flight.changed);
+                self.ready.extend(flight.outbox);
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!("sunledger_billing_commit_failed_total").increment(1);
+                let mut changed = flight.changed;
+                if !applied.is_empty() {
+                    changed.extend_from_slice(applied);
+                    self.pending.clear_writes();
+                    self.pending.outbox.clear();
+                }
                 self.reload(&changed);
                 Err(error)
             }

@@ -2,9 +2,11 @@
 //!
 //! Each partition has a bounded lock-free queue of device events (filled by ingest) and a
 //! request channel (API calls). Its thread takes everything queued, up to
-//! `batch_events_max`, applies it as one batch with one durable commit (group commit: the
-//! batch grows on its own while the previous commit is in flight, so latency stays at one
-//! commit under light load), then publishes the commands that resulted. Commands that devices
+//! `batch_events_max`, applies it as one batch and starts its one durable commit (group
+//! commit: the batch grows on its own while the previous commit is in flight, so latency stays
+//! at one commit under light load). While more events wait, the next batch is applied as the
+//! disk syncs the last; otherwise, and before serving a request, the commit is finished. The
+//! commands that resulted are published once their commit is durable. Commands that devices
 //! online have not acknowledged are published again every `command_resend_interval_ms`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -377,6 +379,17 @@ impl Engine {
     }
 }
 
+/// Logs a failed batch commit; a commit refused because the file is unavailable was counted
+/// as dropped, and the failure that made it so was logged.
+fn log_commit_failure(outcome: Result<(), StoreError>) {
+    match outcome {
+        Ok(()) | Err(StoreError::Unavailable) => {}
+        Err(error) => {
+            tracing::error!(%error, "batch commit failed; devices' next cumulative readings will cover it");
+        }
+    }
+}
+
 /// Registers the failure and retry counters at 0, so dashboards and alerts see 0 rather than
 /// no data until the first failure.
 fn register_rare_counters() {
@@ -411,7 +424,7 @@ impl Worker {
         self.publish_retained_slots();
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
-            let mut busy = self.serve_requests();
+            let mut busy = false;
             while batch.len() < self.config.batch_events_max {
                 match self.queue.pop() {
                     Some(event) => batch.push(event),
@@ -422,15 +435,16 @@ impl Worker {
             if !batch.is_empty() {
                 busy = true;
                 batch_events.record(batch.len() as f64);
-                match self.partition.apply_batch(&batch) {
-                    // Counted as dropped; the failure that made the file unavailable was logged.
-                    Ok(()) | Err(StoreError::Unavailable) => {}
-                    Err(error) => {
-                        tracing::error!(%error, events = batch.len(), "batch commit failed; devices' next cumulative readings will cover it");
-                    }
-                }
+                let submitted = self.partition.submit_batch(&batch);
+                log_commit_failure(submitted);
                 batch.clear();
             }
+            // Under load the next batch is applied while this one's commit syncs; otherwise
+            // the commit is finished now, so its commands leave without waiting for more.
+            if self.queue.is_empty() {
+                self.finish_commit();
+            }
+            busy |= self.serve_requests();
             match self
                 .partition
                 .apply_due_instalments(self.config.batch_events_max)
@@ -442,6 +456,7 @@ impl Worker {
             }
             self.publish_outbox();
             if last_resend.elapsed() >= resend_interval {
+                self.finish_commit();
                 self.resend_unacknowledged();
                 last_resend = Instant::now();
             }
@@ -450,6 +465,8 @@ impl Worker {
                 last_census = Some(Instant::now());
             }
             if stopping && !busy && self.queue.is_empty() {
+                self.finish_commit();
+                self.publish_outbox();
                 return;
             }
             if !busy {
@@ -458,15 +475,24 @@ impl Worker {
         }
     }
 
-    /// Runs queued API requests; returns whether there were any.
+    /// Runs queued API requests, once the commit in flight is finished: a request sees only
+    /// committed state. Returns whether there were any.
     fn serve_requests(&mut self) -> bool {
         let mut served = false;
         while let Ok(job) = self.inbox.try_recv() {
-            served = true;
+            if !served {
+                self.finish_commit();
+                served = true;
+            }
             job(&mut self.partition);
             self.publish_outbox();
         }
         served
+    }
+
+    /// Finishes the partition's commit in flight, if any, logging its failure.
+    fn finish_commit(&mut self) {
+        log_commit_failure(self.partition.finish_commit());
     }
 
     /// Publishes the commands the last commits produced.

@@ -37,6 +37,12 @@ impl Partition {
             return Ok(0);
         }
         let now = self.clock.now();
+        if self.due.peek().is_none_or(|Reverse((at, _))| *at > now) {
+            return Ok(0);
+        }
+        // Charges build on committed state, and commands queued so far are committed.
+        self.finish_commit()?;
+        self.ready.append(&mut self.pending.outbox);
         let mut charged: Vec<Box<str>> = Vec::new();
         while charged.len() < accounts_max {
             match self.due.peek() {

@@ -18,6 +18,7 @@ use sunledger_proto::authenticity;
 
 mod disk;
 mod keypad;
+mod pipelined;
 mod unit_log;
 
 fn utc(text: &str) -> DateTime<Utc> {
@@ -81,11 +82,23 @@ impl Fixture {
         }
     }
 
-    /// Applies `events` as the devices send them and ingest admits them: readings and acks of
-    /// registered units sealed with their keys, the events the directory refuses (unknown
-    /// serials) left out.
+    /// Applies `events` as the devices send them and ingest admits them ([`Fixture::admit`]),
+    /// and waits for their commit.
     fn apply_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
-        let admitted: Vec<Admitted> = events
+        let admitted = self.admit(events);
+        self.partition.apply_batch(&admitted)
+    }
+
+    /// Applies `events` as [`Fixture::apply_batch`] does, leaving their commit in flight.
+    fn submit_batch(&mut self, events: &[DeviceEvent]) -> Result<(), StoreError> {
+        let admitted = self.admit(events);
+        self.partition.submit_batch(&admitted)
+    }
+
+    /// `events` as ingest admits them: readings and acks of registered units sealed with their
+    /// keys, the events the directory refuses (unknown serials) left out.
+    fn admit(&self, events: &[DeviceEvent]) -> Vec<Admitted> {
+        events
             .iter()
             .map(|event| {
                 let mut event = event.clone();
@@ -104,8 +117,7 @@ impl Fixture {
                 event
             })
             .filter_map(|event| self.directory.admit(event).ok())
-            .collect();
-        self.partition.apply_batch(&admitted)
+            .collect()
     }
 
     /// Drops the partition's memory and loads it again from the file, as after a restart.
@@ -175,6 +187,12 @@ impl Fixture {
             .account
             .check_ledger(ledger.iter().map(|(_, entry)| entry))
             .unwrap();
+    }
+
+    /// The kinds of the unit's stored ledger entries, oldest first.
+    fn stored_kinds(&self, serial: &str) -> Vec<EntryKind> {
+        let ledger = self.store.ledger(serial).unwrap();
+        ledger.into_iter().map(|(_, entry)| entry.kind).collect()
     }
 
     fn commands(&mut self) -> Vec<(u64, LoadState, Reason)> {
@@ -275,15 +293,8 @@ fn usage_drains_the_balance_switches_off_below_the_limit_and_a_payment_restores(
     assert_eq!(fx.balance("A"), dec!(-1));
     assert_eq!(fx.commands(), [(3, LoadState::On, Reason::CreditRestored)]);
     fx.assert_stored_matches_ledger("A");
-    let kinds: Vec<EntryKind> = fx
-        .store
-        .ledger("A")
-        .unwrap()
-        .into_iter()
-        .map(|(_, entry)| entry.kind)
-        .collect();
     use EntryKind::{Payment as P, UsageCharge as U};
-    assert_eq!(kinds, [P, U, U, U, U, P]);
+    assert_eq!(fx.stored_kinds("A"), [P, U, U, U, U, P]);
     let desired = fx.store.unit_state("A").unwrap().unwrap().desired.unwrap();
     assert_eq!(desired.cmd_id, 3);
 }

@@ -92,3 +92,46 @@ fn a_write_failing_mid_commit_reopens_the_file_at_its_last_commit() {
     fx.restart();
     fx.assert_stored_matches_ledger("A");
 }
+
+#[test]
+fn a_commit_failing_in_flight_discards_the_batch_applied_after_it_too() {
+    let (mut fx, fault) = faulty(&["A", "B"]);
+    fx.open("A", usage(dec!(1), dec!(-100)), AccountSetup::default());
+    fx.open("B", usage(dec!(1), dec!(-100)), AccountSetup::default());
+    fx.pay("A", dec!(10), "p1").unwrap();
+    let at = "2026-06-01T10:00:00Z";
+    fx.apply_batch(&[
+        event("A", at, reading(1, 0, 0)),
+        event("B", at, reading(1, 0, 0)),
+    ])
+    .unwrap();
+
+    // A's batch is written and handed over; its commit fails while B's batch is applied.
+    fault.fail_writes();
+    fx.submit_batch(&[event("A", "2026-06-01T11:00:00Z", reading(2, 3600, 300))])
+        .unwrap();
+    let refused = fx.submit_batch(&[event("B", "2026-06-01T11:00:00Z", reading(2, 3600, 200))]);
+    assert!(refused.is_err(), "the commit in flight failed");
+    fault.free();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    fx.pay("A", dec!(5), "p2").unwrap();
+    assert_eq!(fx.balance("A"), dec!(15), "A's 300 Wh were not kept");
+    assert_eq!(
+        fx.balance("B"),
+        dec!(0),
+        "nor B's 200, which built on a lost commit"
+    );
+
+    // The next readings carry the cumulative counters: every Wh charged once.
+    let at = "2026-06-01T12:00:00Z";
+    fx.apply_batch(&[
+        event("A", at, reading(3, 7200, 500)),
+        event("B", at, reading(3, 7200, 500)),
+    ])
+    .unwrap();
+    assert_eq!(fx.balance("A"), dec!(14.5));
+    assert_eq!(fx.balance("B"), dec!(-0.5));
+    fx.restart();
+    fx.assert_stored_matches_ledger("A");
+    fx.assert_stored_matches_ledger("B");
+}

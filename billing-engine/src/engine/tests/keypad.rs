@@ -81,14 +81,10 @@ fn a_payment_buys_days_as_a_token_the_unit_accepts_and_a_repeat_gets_the_same_to
     assert_eq!((typed.kind, typed.value), (TokenKind::AddTime, 14));
     // The money became time: the balance is what is not yet a whole day.
     assert_eq!(fx.balance("K"), dec!(0));
-    let kinds: Vec<EntryKind> = fx
-        .store
-        .ledger("K")
-        .unwrap()
-        .iter()
-        .map(|(_, entry)| entry.kind)
-        .collect();
-    assert_eq!(kinds, [EntryKind::Payment, EntryKind::TokenTime]);
+    assert_eq!(
+        fx.stored_kinds("K"),
+        [EntryKind::Payment, EntryKind::TokenTime]
+    );
 
     let again = fx.pay("K", dec!(2), "mpesa-1").unwrap();
     assert!(again.duplicate);
