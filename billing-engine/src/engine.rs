@@ -242,9 +242,12 @@ impl Pending {
         state.events_recorded += 1;
     }
 
+    /// Ends an operation's writes, written or discarded: forgets them, and adds the readings
+    /// and entries it counted to the counters.
     fn clear_writes(&mut self) {
         self.journal.clear();
         self.events.clear();
+        self.counters.publish();
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! `metrics::counter!` finds its counter by name and labels on every call: in the server's
 //! Prometheus recorder that is a hash of the key and a map read, twice per reading, about a
-//! tenth of the engine's rate. A handle made once is bumped directly.
+//! tenth of the engine's rate. A handle made once is bumped directly, and only once per
+//! commit: readings and entries are tallied in place, then added ([`HotCounters::publish`]).
 
 use metrics::Counter;
 
@@ -24,6 +25,9 @@ const ENTRY_KINDS: [EntryKind; 6] = [
 pub(super) struct HotCounters {
     readings: [Counter; MeterOutcome::LABELS.len()],
     entries: [Counter; ENTRY_KINDS.len()],
+    /// Readings and entries counted since the last publish, by label.
+    readings_tallied: [u64; MeterOutcome::LABELS.len()],
+    entries_tallied: [u64; ENTRY_KINDS.len()],
 }
 
 impl HotCounters {
@@ -36,17 +40,30 @@ impl HotCounters {
             entries: ENTRY_KINDS.map(|kind| {
                 metrics::counter!("sunledger_billing_entries_total", "kind" => entry_kind_label(kind))
             }),
+            readings_tallied: [0; MeterOutcome::LABELS.len()],
+            entries_tallied: [0; ENTRY_KINDS.len()],
         }
     }
 
     /// Counts a reading metered with `outcome`.
-    pub(super) fn reading(&self, outcome: MeterOutcome) {
-        self.readings[outcome.label_index()].increment(1);
+    pub(super) fn reading(&mut self, outcome: MeterOutcome) {
+        self.readings_tallied[outcome.label_index()] += 1;
     }
 
     /// Counts a ledger entry of `kind`.
-    pub(super) fn entry(&self, kind: EntryKind) {
-        self.entries[kind as usize].increment(1);
+    pub(super) fn entry(&mut self, kind: EntryKind) {
+        self.entries_tallied[kind as usize] += 1;
+    }
+
+    /// Adds what was counted since the last call to the counters.
+    pub(super) fn publish(&mut self) {
+        let readings = self.readings.iter().zip(&mut self.readings_tallied);
+        let entries = self.entries.iter().zip(&mut self.entries_tallied);
+        for (counter, tally) in readings.chain(entries) {
+            if *tally > 0 {
+                counter.increment(std::mem::take(tally));
+            }
+        }
     }
 }
 
