@@ -69,6 +69,7 @@ fi
 figure() { sed -nE "$2" "$1" | head -n1; }
 engine_rate() { figure "$1" 's/.*median ([0-9]+) readings\/s shuffled.*/\1/p'; }
 engine_in_order() { figure "$1" 's/.*readings\/s shuffled, ([0-9]+) in serial order.*/\1/p'; }
+engine_cores() { figure "$1" 's/.* in serial order, ([0-9.]+) cores busy.*/\1/p'; }
 engine_restart() { figure "$1" 's/^restart: .* of ([0-9]+) units replayed into checkpoints in ([0-9.]+) s.*/\2 s (\1 units)/p'; }
 engine_admit() { figure "$1" 's/^ingest-admit: median ([0-9]+) ns\/message .*; one core doing both: ([0-9]+) readings\/s.*/\1 ns per message; one core doing both: \2 readings\/s/p'; }
 engine_load() { figure "$1" 's/^loaded ([0-9]+) accounts in ([0-9.]+) s; resident hot state ([0-9]+) bytes.*/\2 s, \3 B\/account/p'; }
@@ -95,11 +96,11 @@ fi
     echo "| machine | $(nproc) CPUs, $(sed -nE 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM |"
     echo "| date | $(date -u +%Y-%m-%dT%H:%MZ) |"
     echo "| git commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown) |"
-    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s shuffled, $(engine_in_order "$work/engine.txt") in serial order (one partition, durable, readings admitted by ingest, unit log full so checkpoints included) |"
+    echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s shuffled, $(engine_in_order "$work/engine.txt") in serial order, $(engine_cores "$work/engine.txt") cores busy (one partition and its commit thread, durable, readings admitted by ingest, unit log full so checkpoints included) |"
     echo "| engine restart: replaying a full unit log into checkpoints | $(engine_restart "$work/engine.txt") |"
     echo "| ingest: admitting a reading (\`UnitDirectory::admit\`: directory lookup, MAC check) | $(engine_admit "$work/engine.txt") |"
-    echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s shuffled |"
-    echo "| engine 1,000,000 accounts: load, memory / throughput | $(engine_load "$work/engine-1m.txt") / $(engine_rate "$work/engine-1m.txt") readings/s shuffled |"
+    echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s shuffled, $(engine_cores "$work/engine-10k.txt") cores busy |"
+    echo "| engine 1,000,000 accounts: load, memory / throughput | $(engine_load "$work/engine-1m.txt") / $(engine_rate "$work/engine-1m.txt") readings/s shuffled, $(engine_cores "$work/engine-1m.txt") cores busy |"
     echo "| reconnect storm, 10,000 units at once: all authenticated / all CONNACKed | $(storm_figure 's/.*; storm: all authenticated ([^,]+), all CONNACKed ([^;]+);.*; target 2 s ([^;]+);.*/\1 \/ \2 after the first CONNECT (target: all authenticated within 2 s — \3)/p') |"
     echo "| reconnect storm, CONNECTs on connections the broker already accepted: all authenticated / all CONNACKed | $(storm_figure 's/.*; on open connections: all authenticated ([^,]+), all CONNACKed ([^;]+);.*/\1 \/ \2 after the first CONNECT/p') |"
     echo "| reconnect storm: credential check alone / rumqttd router registering one connection | $(storm_figure 's/.*; credential check ([0-9]+) ns; router ([0-9.]+) µs per connection.*/\1 ns \/ \2 µs/p') |"
