@@ -410,7 +410,7 @@ impl Partition {
         let mut changed = Vec::with_capacity(events.len());
         let mut order = Vec::with_capacity(events.len());
         for (index, admitted) in events.iter().enumerate() {
-            match self.units.slot(&admitted.event().serial) {
+            match self.slot_of(admitted) {
                 Some(slot) => order.push((slot, index)),
                 None => changed.extend(self.apply_event(admitted)),
             }
@@ -423,13 +423,34 @@ impl Partition {
         self.start_commit(changed)
     }
 
+    /// The slot of the unit `admitted` is for, if the partition holds it. The hint ingest
+    /// read during admission is taken once the serial in its slot matches: that reads the
+    /// unit's first cache line, which applying the event reads next anyway, where hashing
+    /// the serial into the index missed the cache twice more (a sixth of a shuffled batch at
+    /// 10^5 units). A missing or outdated hint is looked up and corrected in the directory.
+    fn slot_of(&self, admitted: &Admitted) -> Option<Slot> {
+        let serial = &admitted.event().serial;
+        if let Some(hint) = admitted.slot_hint()
+            && self.units.holds_at(hint, serial)
+        {
+            return Some(hint);
+        }
+        let slot = self.units.slot(serial)?;
+        self.directory.remember_slot(serial, slot);
+        Some(slot)
+    }
+
     /// Applies one event of a unit the partition may not hold yet: a device's own event makes
     /// its slot; a command seen on the topic of a unit not held changes nothing.
     fn apply_event(&mut self, admitted: &Admitted) -> Option<(Slot, Change)> {
         let serial = &admitted.event().serial;
         let slot = match admitted.event().body {
             EventBody::Command(_) => self.units.slot(serial)?,
-            _ => self.units.slot_or_insert(serial),
+            _ => {
+                let slot = self.units.slot_or_insert(serial);
+                self.directory.remember_slot(serial, slot);
+                slot
+            }
         };
         self.apply_event_at(slot, admitted)
     }

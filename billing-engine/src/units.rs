@@ -12,6 +12,7 @@
 use compact_str::CompactString;
 use hashbrown::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand::RngCore;
 use rkyv::{Archive, Deserialize, Serialize};
@@ -170,6 +171,10 @@ pub enum Admission {
 pub struct Admitted {
     event: DeviceEvent,
     admission: Admission,
+    /// The unit's slot in its partition's memory as the partition last reported it
+    /// ([`UnitDirectory::remember_slot`]), read during admission's own directory lookup;
+    /// [`NO_SLOT`] if it has not. A bare `u32` keeps the event as small as it was.
+    slot_hint: u32,
 }
 
 impl Admitted {
@@ -182,6 +187,12 @@ impl Admitted {
     pub fn admission(&self) -> Admission {
         self.admission
     }
+
+    /// Where its unit was in its partition's memory, if the partition has said: a hint the
+    /// partition checks against the serial held there, so it need not hash the serial again.
+    pub(crate) fn slot_hint(&self) -> Option<usize> {
+        (self.slot_hint != NO_SLOT).then_some(self.slot_hint as usize)
+    }
 }
 
 /// One key as the directory holds it in memory.
@@ -193,7 +204,6 @@ struct LiveKey {
     mac_key: Option<authenticity::DeviceKey>,
 }
 
-#[derive(Clone)]
 struct DirectoryEntry {
     key: LiveKey,
     /// The rotated-out key and the end of its grace, unix milliseconds.
@@ -201,7 +211,13 @@ struct DirectoryEntry {
     status: UnitStatus,
     development_mode: bool,
     owner: Box<str>,
+    /// The unit's slot in its partition ([`NO_SLOT`] until the partition says), handed to
+    /// the partition with each admitted event.
+    slot: AtomicU32,
 }
+
+/// [`DirectoryEntry::slot`] of a unit whose partition has not said where it holds it.
+const NO_SLOT: u32 = u32::MAX;
 
 impl DirectoryEntry {
     /// The keys accepted at `now_ms`: the current one, and the previous one during its grace.
@@ -255,8 +271,18 @@ impl UnitDirectory {
             status: record.status,
             development_mode: record.development_mode,
             owner: record.owner.as_str().into(),
+            slot: AtomicU32::new(NO_SLOT),
         };
         self.write().insert(record.serial.as_str().into(), entry);
+    }
+
+    /// Notes where `serial`'s partition holds its unit, for the events admitted from now on
+    /// to carry (see [`Admitted::slot_hint`]). A partition calls this only when a hint was
+    /// missing or wrong: at its first event, or after units moved.
+    pub(crate) fn remember_slot(&self, serial: &str, slot: usize) {
+        if let (Some(entry), Ok(slot)) = (self.read().get(serial), u32::try_from(slot)) {
+            entry.slot.store(slot, Ordering::Relaxed);
+        }
     }
 
     fn open(&self, serial: &str, sealed: &[u8]) -> Option<authenticity::DeviceKey> {
@@ -277,14 +303,19 @@ impl UnitDirectory {
     /// ingest calls this on its own threads, so a partition only ever sees [`Admitted`]
     /// events and spends none of its time on MACs.
     pub fn admit(&self, event: DeviceEvent) -> Result<Admitted, Refusal> {
-        let admission = self.check(&event)?;
-        Ok(Admitted { event, admission })
+        let (admission, slot_hint) = self.check(&event)?;
+        Ok(Admitted {
+            event,
+            admission,
+            slot_hint,
+        })
     }
 
     /// Decides whether `event` comes from the unit it names: the unit must be registered and
     /// enabled, and telemetry and acks must carry a valid MAC under a key accepted at the
-    /// time the event arrived (a development-mode unit's are let in without one).
-    fn check(&self, event: &DeviceEvent) -> Result<Admission, Refusal> {
+    /// time the event arrived (a development-mode unit's are let in without one). Returns
+    /// how, and where the unit's partition last said it holds the unit.
+    fn check(&self, event: &DeviceEvent) -> Result<(Admission, u32), Refusal> {
         let units = self.read();
         let entry = units.get(&*event.serial).ok_or(Refusal::UnknownSerial)?;
         if entry.status == UnitStatus::Decommissioned {
@@ -303,11 +334,12 @@ impl UnitDirectory {
             EventBody::Ack(ack) => authentic(&|key| authenticity::verify(key, &event.serial, ack)),
             EventBody::Command(_) | EventBody::Status { .. } => true,
         };
-        match (verified, entry.development_mode) {
-            (true, _) => Ok(Admission::Verified),
-            (false, true) => Ok(Admission::Waived),
-            (false, false) => Err(Refusal::BadMac),
-        }
+        let admission = match (verified, entry.development_mode) {
+            (true, _) => Admission::Verified,
+            (false, true) => Admission::Waived,
+            (false, false) => return Err(Refusal::BadMac),
+        };
+        Ok((admission, entry.slot.load(Ordering::Relaxed)))
     }
 
     /// Checks an MQTT password for `serial` at `now_ms`, in constant time per key.
@@ -392,6 +424,27 @@ mod tests {
         }
     }
 
+    fn admission(directory: &UnitDirectory, event: DeviceEvent) -> Result<Admission, Refusal> {
+        directory.admit(event).map(|admitted| admitted.admission())
+    }
+
+    #[test]
+    fn events_carry_the_slot_their_partition_last_said() {
+        let key = DeviceKey::generate();
+        let directory =
+            UnitDirectory::from_records(master(), [record("A", &key, UnitStatus::Enabled)]);
+        let hint = |directory: &UnitDirectory| {
+            let admitted = directory.admit(reading("A", Some(&key), 0));
+            admitted.expect("admitted").slot_hint()
+        };
+        assert_eq!(hint(&directory), None);
+        directory.remember_slot("A", 7);
+        directory.remember_slot("NOT-REGISTERED", 3);
+        assert_eq!(hint(&directory), Some(7));
+        directory.remember_slot("A", 2);
+        assert_eq!(hint(&directory), Some(2));
+    }
+
     fn reading(serial: &str, key: Option<&DeviceKey>, received_at_ms: i64) -> DeviceEvent {
         let reading = Telemetry {
             seq: 1,
@@ -449,20 +502,20 @@ mod tests {
             ],
         );
         assert_eq!(
-            directory.check(&reading("A", Some(&a), 0)),
+            admission(&directory, reading("A", Some(&a), 0)),
             Ok(Admission::Verified)
         );
         assert_eq!(
-            directory.check(&reading("A", Some(&b), 0)),
+            admission(&directory, reading("A", Some(&b), 0)),
             Err(Refusal::BadMac),
             "B's key on A's topic"
         );
         assert_eq!(
-            directory.check(&reading("A", None, 0)),
+            admission(&directory, reading("A", None, 0)),
             Err(Refusal::BadMac)
         );
         assert_eq!(
-            directory.check(&reading("Z", Some(&a), 0)),
+            admission(&directory, reading("Z", Some(&a), 0)),
             Err(Refusal::UnknownSerial)
         );
         let ack = |key: &DeviceKey| DeviceEvent {
@@ -470,8 +523,8 @@ mod tests {
             received_at_ms: 0,
             body: EventBody::Ack(authenticity::seal(key.bytes(), "A", CommandAck::default())),
         };
-        assert_eq!(directory.check(&ack(&a)), Ok(Admission::Verified));
-        assert_eq!(directory.check(&ack(&b)), Err(Refusal::BadMac));
+        assert_eq!(admission(&directory, ack(&a)), Ok(Admission::Verified));
+        assert_eq!(admission(&directory, ack(&b)), Err(Refusal::BadMac));
     }
 
     #[test]
@@ -482,11 +535,11 @@ mod tests {
         let directory = UnitDirectory::from_records(master(), [dev]);
         assert_eq!(directory.development_mode("D"), Some(true));
         assert_eq!(
-            directory.check(&reading("D", None, 0)),
+            admission(&directory, reading("D", None, 0)),
             Ok(Admission::Waived)
         );
         assert_eq!(
-            directory.check(&reading("D", Some(&key), 0)),
+            admission(&directory, reading("D", Some(&key), 0)),
             Ok(Admission::Verified)
         );
     }
@@ -507,7 +560,7 @@ mod tests {
             (&new, 1_000, true),
         ] {
             assert_eq!(
-                directory.check(&reading("A", Some(key), at)).is_ok(),
+                admission(&directory, reading("A", Some(key), at)).is_ok(),
                 admitted,
                 "MAC at {at}"
             );
@@ -526,7 +579,7 @@ mod tests {
         moved.key.sealed = key.stored("B", &master()).sealed;
         let directory = UnitDirectory::from_records(master(), [moved]);
         assert_eq!(
-            directory.check(&reading("A", Some(&key), 0)),
+            admission(&directory, reading("A", Some(&key), 0)),
             Err(Refusal::BadMac)
         );
     }

@@ -40,6 +40,14 @@ impl HotUnits {
         self.index.get(serial).copied()
     }
 
+    /// Whether `slot` holds `serial`: checks a slot remembered elsewhere, which a removal
+    /// may have given to another unit.
+    pub(super) fn holds_at(&self, slot: Slot, serial: &str) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|held| held.serial == serial)
+    }
+
     /// The slot of `serial`, made with an empty unit if the partition did not hold it.
     pub(super) fn slot_or_insert(&mut self, serial: &str) -> Slot {
         if let Some(slot) = self.slot(serial) {
@@ -167,6 +175,9 @@ mod tests {
         assert_eq!(hot.remove("SL-1").map(|u| u.state.consumed_wh), Some(1));
         assert_eq!(hot.remove("SL-1"), None);
         let slot = hot.slot(long).expect("moved, still found");
+        assert!(hot.holds_at(slot, long));
+        assert!(!hot.holds_at(slot + 1, long), "past the end");
+        assert!(!hot.holds_at(hot.slot("SL-0").expect("held"), long));
         assert_eq!(hot.at(slot), (long, &unit(99)));
         hot.insert("SL-3", unit(33));
         assert_eq!(hot.get("SL-3"), Some(&unit(33)));

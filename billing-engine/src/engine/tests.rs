@@ -263,6 +263,33 @@ fn a_batch_is_stored_and_duplicates_are_not_counted_twice() {
 }
 
 #[test]
+fn a_slot_hint_outdated_by_a_reload_still_charges_each_reading_to_its_own_unit() {
+    let mut fx = Fixture::new(&["A", "B"]);
+    let at = "2026-06-01T10:00:00Z";
+    // B is seen first and takes the first slot; the restart loads A first.
+    fx.apply_batch(&[event("B", at, reading(1, 0, 100))])
+        .unwrap();
+    fx.apply_batch(&[event("A", at, reading(1, 0, 500))])
+        .unwrap();
+    fx.restart();
+    let later = "2026-06-01T10:10:00Z";
+    let batch = [
+        event("B", later, reading(2, 600, 130)),
+        event("A", later, reading(2, 600, 510)),
+    ];
+    let hints = |fx: &Fixture| -> Vec<Option<Slot>> {
+        let admitted = fx.admit(&batch);
+        admitted.iter().map(Admitted::slot_hint).collect()
+    };
+    let (a, b) = (fx.partition.units.slot("A"), fx.partition.units.slot("B"));
+    assert_eq!(hints(&fx), [a, b], "each hint names the other unit's slot");
+    fx.apply_batch(&batch).unwrap();
+    let consumed = |serial| fx.store.unit_state(serial).unwrap().unwrap().consumed_wh;
+    assert_eq!((consumed("A"), consumed("B")), (10, 30));
+    assert_eq!(hints(&fx), [b, a], "corrected in the directory");
+}
+
+#[test]
 fn usage_drains_the_balance_switches_off_below_the_limit_and_a_payment_restores() {
     let mut fx = Fixture::new(&["A"]);
     fx.open("A", usage(dec!(0.5), dec!(-1)), AccountSetup::default());
