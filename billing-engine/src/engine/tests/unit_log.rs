@@ -120,3 +120,31 @@ fn a_unit_is_checkpointed_once_the_rows_it_waits_in_are_dropped() {
     fx.assert_stored_matches_ledger("A");
     fx.assert_stored_matches_ledger("B");
 }
+
+#[test]
+fn units_a_reload_moved_in_memory_are_checkpointed_from_where_they_are_now() {
+    let mut fx = Fixture::new(&["A", "B"]);
+    fx.partition.set_unit_log_bound(UnitLogBound {
+        entries_min: 2,
+        entries_per_unit: 0,
+    });
+    let slots = |fx: &Fixture| (fx.partition.units.slot("A"), fx.partition.units.slot("B"));
+    // B is seen first and takes the first slot; reloading the partition puts A first.
+    fx.apply_batch(&[event("B", "2026-06-01T11:00:00Z", reading(1, 0, 0))])
+        .unwrap();
+    fx.apply_batch(&[event("A", "2026-06-01T11:00:00Z", reading(1, 0, 0))])
+        .unwrap();
+    let (a, b) = slots(&fx);
+    fx.partition.stale = true;
+    assert!(fx.partition.resync());
+    assert_eq!(slots(&fx), (b, a), "the reload swapped their slots");
+    // Each new row drops the oldest: B's, then A's, and the unit waiting since it is
+    // checkpointed with what memory holds.
+    for (hour, serial) in [(12, "B"), (13, "A")] {
+        let at = format!("2026-06-01T{hour}:00:00Z");
+        fx.apply_batch(&[event("A", &at, reading(hour, hour as i64 * 3600, hour))])
+            .unwrap();
+        let checkpoint = fx.store.checkpoint(serial).unwrap();
+        assert_eq!(checkpoint.as_ref(), fx.partition.unit(serial), "{serial}");
+    }
+}
