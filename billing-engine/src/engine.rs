@@ -49,7 +49,7 @@ use crate::event::EventBody;
 use crate::ledger::ReadingId;
 use crate::meter::{self, MeterOutcome, MeterState};
 use crate::store::JournalRecord;
-use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, WriteTxn};
+use crate::store::{Store, StoreError, UnitEvent, UnitEventKind, UnitLogRow, WriteTxn};
 use crate::tariff::RATED_POWER_W_DEFAULT;
 use crate::units::{Admitted, UnitDirectory, UnitStatus};
 use committer::Committer;
@@ -274,6 +274,9 @@ pub struct Partition {
     in_flight: Option<InFlight>,
     /// Commands whose commits are durable, to publish.
     ready: Vec<(Box<str>, Command)>,
+    /// The unit log row of the batch being applied, encoded unit by unit; kept for its
+    /// buffers.
+    log_row: UnitLogRow,
 }
 
 /// A batch whose commit is running on the [`Committer`], and what to do once it ends.
@@ -320,6 +323,7 @@ impl Partition {
             committer: Committer::start(index)?,
             in_flight: None,
             ready: Vec::new(),
+            log_row: UnitLogRow::default(),
         };
         partition.schedule_all();
         Ok(partition)
@@ -416,11 +420,53 @@ impl Partition {
             }
         }
         order.sort_unstable();
-        for (slot, index) in order {
-            changed.extend(self.apply_event_at(slot, &events[index]));
+        // Units new to the partition were changed out of slot order: their batch's row is
+        // encoded when written instead.
+        let in_slot_order = changed.is_empty();
+        let mut row = std::mem::take(&mut self.log_row);
+        row.clear();
+        let encoded = self.apply_in_slot_order(&order, events, &mut changed, &mut row);
+        let encoded = (in_slot_order && encoded).then_some(&row);
+        let submitted = self
+            .finish_commit_or_reload(&changed)
+            .and_then(|()| self.start_commit(changed, encoded));
+        self.log_row = row;
+        submitted
+    }
+
+    /// Applies the events of `events` that `order` lists, sorted by slot, into `changed`;
+    /// encodes each changed unit's unit log entry into `row` as soon as its last event is
+    /// applied, while the unit is in the caches. Returns whether every entry was encoded.
+    fn apply_in_slot_order(
+        &mut self,
+        order: &[(Slot, usize)],
+        events: &[Admitted],
+        changed: &mut Vec<(Slot, Change)>,
+        row: &mut UnitLogRow,
+    ) -> bool {
+        let mut encoded = true;
+        let mut run: Option<(Slot, Change)> = None;
+        for &(slot, index) in order {
+            if let Some(done) = run.take_if(|(unit, _)| *unit != slot) {
+                encoded &= self.encode_log_entry(row, done);
+            }
+            if let Some((slot, change)) = self.apply_event_at(slot, &events[index]) {
+                changed.push((slot, change));
+                let change = run.map_or(change, |(_, earlier)| earlier.max(change));
+                run = Some((slot, change));
+            }
         }
-        self.finish_commit_or_reload(&changed)?;
-        self.start_commit(changed)
+        if let Some(done) = run {
+            encoded &= self.encode_log_entry(row, done);
+        }
+        encoded
+    }
+
+    /// Adds the unit log entry of the unit in `slot` to `row`; returns whether it could be
+    /// encoded (if not, the batch's row is encoded again when written, and fails there).
+    fn encode_log_entry(&self, row: &mut UnitLogRow, (slot, change): (Slot, Change)) -> bool {
+        let (serial, unit) = self.units.at(slot);
+        row.push(serial, LoggedUnit::of(unit, change)).is_ok()
     }
 
     /// The slot of the unit `admitted` is for, if the partition holds it. The hint ingest
@@ -634,7 +680,7 @@ impl Partition {
         let (answer, changed) = change(unit, &mut txn, &mut self.pending)?;
         if changed {
             let changed = [(slot, Change::Whole)];
-            let plan = self.write(&mut txn, &changed)?;
+            let plan = self.write(&mut txn, &changed, None)?;
             txn.commit()?;
             self.log.committed(plan, &mut self.units, &changed);
         }
@@ -644,14 +690,18 @@ impl Partition {
     /// Commits a batch's changes to the units in `changed` (repeats allowed, the larger
     /// change of a unit counts) and waits for it; on failure reloads them.
     fn commit(&mut self, changed: Vec<(Slot, Change)>) -> Result<(), StoreError> {
-        self.start_commit(changed)?;
+        self.start_commit(changed, None)?;
         self.finish_commit()
     }
 
     /// Writes a batch's changes to the units in `changed` (as [`Partition::commit`]) and
     /// hands the transaction to the committer; a commit already in flight must be finished.
     /// If the write fails, the units are reloaded.
-    fn start_commit(&mut self, mut changed: Vec<(Slot, Change)>) -> Result<(), StoreError> {
+    fn start_commit(
+        &mut self,
+        mut changed: Vec<(Slot, Change)>,
+        encoded: Option<&UnitLogRow>,
+    ) -> Result<(), StoreError> {
         debug_assert!(self.in_flight.is_none(), "one commit in flight at a time");
         if changed.is_empty() {
             return Ok(());
@@ -666,7 +716,7 @@ impl Partition {
             same
         });
         let written = self.store.begin().and_then(|mut txn| {
-            let plan = self.write(&mut txn, &changed)?;
+            let plan = self.write(&mut txn, &changed, encoded)?;
             self.committer.send(txn)?;
             Ok(plan)
         });
@@ -729,12 +779,16 @@ impl Partition {
 
     /// Writes the units in `changed` (into the unit log, with any checkpoints that are due)
     /// and everything queued into `txn`; returns the log's plan, to book once committed.
+    /// `encoded` is their unit log row, if the batch encoded it while applying.
     fn write(
         &self,
         txn: &mut WriteTxn,
         changed: &[(Slot, Change)],
+        encoded: Option<&UnitLogRow>,
     ) -> Result<unit_log::LogWrite, StoreError> {
-        let plan = self.log.write(&self.store, txn, &self.units, changed)?;
+        let plan = self
+            .log
+            .write(&self.store, txn, &self.units, changed, encoded)?;
         txn.append_journal(
             self.pending
                 .journal

@@ -41,6 +41,7 @@ pub use command_keys::{CommandKeys, PLATFORM_OWNER};
 pub use format::FORMAT_VERSION;
 pub use health::DiskFault;
 use health::{SpaceGuard, WatchedFile};
+pub(crate) use unit_log::UnitLogRow;
 
 const UNITS: TableDefinition<&str, &[u8]> = TableDefinition::new("units");
 const UNIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("unit_state");

@@ -20,7 +20,7 @@ use compact_str::CompactString;
 
 use super::hot_units::{HotUnits, Slot};
 use super::logged::{Change, LoggedUnit};
-use crate::store::{Store, StoreError, WriteTxn};
+use crate::store::{Store, StoreError, UnitLogRow, WriteTxn};
 
 /// How many unit log entries a partition keeps before it checkpoints units: the larger of a
 /// floor and a multiple of the units it holds. More means fewer whole-record writes; fewer,
@@ -114,15 +114,16 @@ impl UnitLogBook {
         self.bound = bound;
     }
 
-    /// Writes the units in `changed` (no repeats), each as its change calls for, as a new
-    /// row into `txn`, with the checkpoints and row drops that keep the book within its
-    /// bound.
+    /// Writes the units in `changed` (no repeats, in slot order), each as its change calls
+    /// for, as a new row into `txn`, with the checkpoints and row drops that keep the book
+    /// within its bound. `encoded` is that row if the partition already encoded it.
     pub(super) fn write(
         &self,
         store: &Store,
         txn: &mut WriteTxn,
         units: &HotUnits,
         changed: &[(Slot, Change)],
+        encoded: Option<&UnitLogRow>,
     ) -> Result<LogWrite, StoreError> {
         let mut plan = LogWrite {
             row: None,
@@ -133,11 +134,19 @@ impl UnitLogBook {
             return Ok(plan);
         }
         let row = store.reserve_unit_log_row();
-        let entries = changed.iter().map(|(slot, change)| {
-            let (serial, unit) = units.at(*slot);
-            (serial, LoggedUnit::of(unit, *change))
-        });
-        txn.append_unit_log(row, entries)?;
+        match encoded {
+            Some(entries) => {
+                debug_assert_eq!(entries.len(), changed.len(), "encoded for `changed`");
+                txn.append_unit_log(row, entries)?
+            }
+            None => {
+                let entries = UnitLogRow::of(changed.iter().map(|(slot, change)| {
+                    let (serial, unit) = units.at(*slot);
+                    (serial, LoggedUnit::of(unit, *change))
+                }))?;
+                txn.append_unit_log(row, &entries)?
+            }
+        }
         plan.row = Some((row, changed.len()));
         let mut entries = self.entries + changed.len();
         let entries_max = self.bound.entries(units.len());

@@ -37,22 +37,61 @@ use crate::engine::{LoggedUnit, Unit};
 /// [`LoggedUnit`].
 pub(super) const UNIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("unit_log");
 
+/// One row's entries, encoded as they are added. A partition adds each unit's entry as soon
+/// as it has applied the unit's events of a batch, while the unit is still in the CPU's
+/// caches: encoding them when the batch is written read every unit from memory again, as a
+/// shuffled batch's units no longer fit the caches by then.
+#[derive(Default)]
+pub(crate) struct UnitLogRow {
+    bytes: Vec<u8>,
+    /// One entry being encoded; kept for its capacity.
+    entry: Vec<u8>,
+    entries: usize,
+}
+
+impl UnitLogRow {
+    /// A row of `entries`, in order.
+    pub(crate) fn of<'a>(
+        entries: impl IntoIterator<Item = (&'a str, LoggedUnit<'a>)>,
+    ) -> Result<UnitLogRow, StoreError> {
+        let mut row = UnitLogRow::default();
+        for (serial, logged) in entries {
+            row.push(serial, logged)?;
+        }
+        Ok(row)
+    }
+
+    /// Adds `serial`'s entry.
+    pub(crate) fn push(&mut self, serial: &str, logged: LoggedUnit<'_>) -> Result<(), StoreError> {
+        codec::encode_serde_into(&(serial, logged), &mut self.entry)?;
+        codec::encode_serde_append(&Bytes(&self.entry), &mut self.bytes)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// How many entries the row holds.
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Empties the row, keeping its buffers for the next.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries = 0;
+    }
+}
+
 impl WriteTxn {
-    /// Appends one row holding `entries` under `row`, a number from
+    /// Appends `entries` as one row under `row`, a number from
     /// [`Store::reserve_unit_log_row`].
-    pub(crate) fn append_unit_log<'a>(
+    pub(crate) fn append_unit_log(
         &mut self,
         row: u64,
-        entries: impl IntoIterator<Item = (&'a str, LoggedUnit<'a>)>,
+        entries: &UnitLogRow,
     ) -> Result<(), StoreError> {
-        let (mut bytes, mut entry) = (Vec::new(), Vec::new());
-        for logged in entries {
-            codec::encode_serde_into(&logged, &mut entry)?;
-            codec::encode_serde_append(&Bytes(&entry), &mut bytes)?;
-        }
         self.txn()
             .open_table(UNIT_LOG)?
-            .insert(row, bytes.as_slice())?;
+            .insert(row, entries.bytes.as_slice())?;
         Ok(())
     }
 
@@ -293,13 +332,17 @@ mod tests {
             let row = store.reserve_unit_log_row();
             let mut txn = store.begin().unwrap();
             let (a, b) = (unit(a), unit(b));
-            txn.append_unit_log(row, [("A", whole(&a)), ("B", whole(&b))])
-                .unwrap();
+            txn.append_unit_log(
+                row,
+                &UnitLogRow::of([("A", whole(&a)), ("B", whole(&b))]).unwrap(),
+            )
+            .unwrap();
             txn.commit().unwrap();
         }
         let row = store.reserve_unit_log_row();
         let mut txn = store.begin().unwrap();
-        txn.append_unit_log(row, [("D", whole(&unit(7)))]).unwrap();
+        txn.append_unit_log(row, &UnitLogRow::of([("D", whole(&unit(7)))]).unwrap())
+            .unwrap();
         txn.commit().unwrap();
 
         assert_eq!(consumed(&store, "A"), Some(3), "latest row");
@@ -332,7 +375,8 @@ mod tests {
         let mut txn = store.begin().unwrap();
         txn.put_units([("A", &unit(5))]).unwrap();
         let row = store.reserve_unit_log_row();
-        txn.append_unit_log(row, [("A", whole(&unit(6)))]).unwrap();
+        txn.append_unit_log(row, &UnitLogRow::of([("A", whole(&unit(6)))]).unwrap())
+            .unwrap();
         txn.commit().unwrap();
         assert_eq!(consumed(&store, "A"), Some(6));
         let mut txn = store.begin().unwrap();
@@ -355,7 +399,8 @@ mod tests {
         txn.put_units([("A", &checkpoint)]).unwrap();
         let row = store.reserve_unit_log_row();
         let readings = LoggedUnit::of(&metered, Change::Readings);
-        txn.append_unit_log(row, [("A", readings)]).unwrap();
+        txn.append_unit_log(row, &UnitLogRow::of([("A", readings)]).unwrap())
+            .unwrap();
         txn.commit().unwrap();
         let mut expected = checkpoint;
         expected.state.consumed_wh = 9;
