@@ -7,7 +7,8 @@
 # (default 250): the offer then grows by a quarter per step until a side no longer takes all
 # of it, and its best step is its capacity (marked as a floor if even the last step took all).
 #
-# engine-throughput (100,000 accounts, sealed readings; then 10,000 vs 1,000,000 for scale),
+# engine-throughput (100,000 accounts, sealed readings, on two CPUs and pinned to one; then
+# 10,000 vs 1,000,000 for scale),
 # reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
 # the issue's figure), e2e (the whole server in-process under a simulated fleet), and relay:
 # the same fleet against Mosquitto (installed with apt-get if missing; skipped with a note if
@@ -30,6 +31,10 @@ log() { echo "== $*" >&2; }
 
 log "engine-throughput, 100,000 accounts"
 "$bin/engine-throughput" 100000 5 | tee "$work/engine.txt"
+# The issue's target is per core: the same run with the partition and its commit thread
+# pinned to one CPU (taskset, util-linux), so they share it.
+log "engine-throughput, 100,000 accounts, pinned to one CPU"
+taskset -c 0 "$bin/engine-throughput" 100000 5 | tee "$work/engine-1cpu.txt"
 log "engine-throughput scale: 10,000 vs 1,000,000 accounts"
 "$bin/engine-throughput" 10000 5 | tee "$work/engine-10k.txt"
 "$bin/engine-throughput" 1000000 3 | tee "$work/engine-1m.txt"
@@ -97,6 +102,7 @@ fi
     echo "| date | $(date -u +%Y-%m-%dT%H:%MZ) |"
     echo "| git commit | $(git rev-parse --short HEAD 2>/dev/null || echo unknown) |"
     echo "| engine-throughput, 100,000 accounts | $(engine_rate "$work/engine.txt") readings/s shuffled, $(engine_in_order "$work/engine.txt") in serial order, $(engine_cores "$work/engine.txt") cores busy (one partition and its commit thread, durable, readings admitted by ingest, unit log full so checkpoints included) |"
+    echo "| engine-throughput, 100,000 accounts, pinned to one CPU (\`taskset -c 0\`) | $(engine_rate "$work/engine-1cpu.txt") readings/s shuffled, $(engine_in_order "$work/engine-1cpu.txt") in serial order |"
     echo "| engine restart: replaying a full unit log into checkpoints | $(engine_restart "$work/engine.txt") |"
     echo "| ingest: admitting a reading (\`UnitDirectory::admit\`: directory lookup, MAC check) | $(engine_admit "$work/engine.txt") |"
     echo "| engine 10,000 accounts: load, memory / throughput | $(engine_load "$work/engine-10k.txt") / $(engine_rate "$work/engine-10k.txt") readings/s shuffled, $(engine_cores "$work/engine-10k.txt") cores busy |"
