@@ -445,6 +445,11 @@ impl Worker {
                 self.finish_commit();
             }
             busy |= self.serve_requests();
+            // The charges build on the batch commit in flight: finished here, so a failure
+            // of it is reported as the batch's.
+            if self.partition.instalments_due() {
+                self.finish_commit();
+            }
             match self
                 .partition
                 .apply_due_instalments(self.config.batch_events_max)

@@ -29,17 +29,22 @@ impl Partition {
         }
     }
 
+    /// Whether an instalment has fallen due: [`Partition::apply_due_instalments`] would then
+    /// first finish the commit in flight, which a caller may want to do itself, to tell that
+    /// commit's failure from the instalments'.
+    pub fn instalments_due(&self) -> bool {
+        let now = self.clock.now();
+        self.due.peek().is_some_and(|Reverse((at, _))| *at <= now)
+    }
+
     /// Charges the instalments that have fallen due, for at most `accounts_max` accounts, in
     /// one commit; returns how many accounts were charged (call again while it is
     /// `accounts_max`).
     pub fn apply_due_instalments(&mut self, accounts_max: usize) -> Result<usize, StoreError> {
-        if !self.resync() {
+        if !self.resync() || !self.instalments_due() {
             return Ok(0);
         }
         let now = self.clock.now();
-        if self.due.peek().is_none_or(|Reverse((at, _))| *at > now) {
-            return Ok(0);
-        }
         // Charges build on committed state, and commands queued so far are committed.
         self.finish_commit()?;
         self.ready.append(&mut self.pending.outbox);

@@ -570,9 +570,15 @@ fn instalments_fall_due_on_the_timer_and_missed_ones_are_charged_once_after_a_re
     fx.clock.set(utc("2026-06-01T10:00:00+03:00"));
     fx.pay("A", dec!(2), "MP-1").unwrap();
     fx.clock.set(utc("2026-06-08T09:59:59+03:00"));
+    assert!(!fx.partition.instalments_due());
     assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 0);
     fx.clock.set(utc("2026-06-08T10:00:00+03:00"));
+    assert!(fx.partition.instalments_due());
     assert_eq!(fx.partition.apply_due_instalments(100).unwrap(), 1);
+    assert!(
+        !fx.partition.instalments_due(),
+        "the next falls due on 15 June"
+    );
     assert_eq!(fx.balance("A"), dec!(1));
     fx.commands();
     // Down from 9 June to 23 June: 15 and 22 June are missed, then charged once at start-up.
