@@ -44,6 +44,7 @@ log "e2e, $devices devices, $seconds s per phase"
 "$bin/e2e" "$devices" "$seconds" "$interval_ms" | tee "$work/e2e.txt"
 
 relay_line="not run"
+relay_cpu="not run"
 if ! command -v mosquitto >/dev/null; then
     log "installing mosquitto"
     (apt-get install -y mosquitto >/dev/null 2>&1 ||
@@ -64,10 +65,12 @@ EOF
     mosquitto_pid=$!
     sleep 1
     log "relay against mosquitto on 127.0.0.1:$port"
-    "$bin/relay" "127.0.0.1:$port" "$devices" "$seconds" "$interval_ms" | tee "$work/relay.txt"
+    "$bin/relay" "127.0.0.1:$port" "$devices" "$seconds" "$interval_ms" "$mosquitto_pid" |
+        tee "$work/relay.txt"
     kill "$mosquitto_pid"
     wait "$mosquitto_pid" 2>/dev/null || true
-    relay_line=$(grep '^relay ' "$work/relay.txt" || echo "relay printed no figure")
+    relay_line=$(grep '^relay [^c]' "$work/relay.txt" || echo "relay printed no figure")
+    relay_cpu=$(sed -nE 's/^relay cpu per relayed message: (.*)/\1/p' "$work/relay.txt" | head -n1)
 fi
 
 # One figure from a run's output: the first match of a sed expression.
@@ -91,6 +94,14 @@ if [ -n "${relayed:-}" ] && [ "$relayed" -gt 0 ]; then
     fi
 fi
 
+# Cost per message where it is paid, independent of how much the fleet could offer.
+ours_us=$(e2e_row '\[max\] CPU per stored message: server, fleet process' | grep -oE '^[0-9.]+' || true)
+mosquitto_us=$(printf '%s' "$relay_cpu" | sed -nE 's/^broker ([0-9.]+) µs.*/\1/p')
+cpu_ratio="n/a"
+if [ -n "${ours_us:-}" ] && [ -n "${mosquitto_us:-}" ]; then
+    cpu_ratio=$(python3 -c "print(f'{$ours_us:.1f} µs ÷ {$mosquitto_us:.1f} µs = {$ours_us / $mosquitto_us:.2f}')")
+fi
+
 {
     echo "# Benchmark results"
     echo
@@ -112,7 +123,9 @@ fi
     echo "| reconnect storm: credential check alone / rumqttd router registering one connection | $(storm_figure 's/.*; credential check ([0-9]+) ns; router ([0-9.]+) µs per connection.*/\1 ns \/ \2 µs/p') |"
     sed -nE '/^\| figure/,$ { /^\|(-| figure)/d; s/^\| ([^|]*[^ |]) +\| (.*) \|$/| e2e: \1 | \2 |/p }' "$work/e2e.txt"
     echo "| Mosquitto bare relay | $relay_line |"
+    echo "| Mosquitto bare relay, CPU per relayed message | ${relay_cpu:-not printed} |"
     echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s | $ratio |"
+    echo "| CPU per message, server side: ours (broker, ingest, billing, durable commit) ÷ Mosquitto's (relay) | $cpu_ratio |"
 } >"$results"
 log "wrote $results"
 cat "$results"

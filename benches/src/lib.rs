@@ -54,17 +54,17 @@ impl Rates for Measured {
 
 /// Finds a capacity: measures at `start_interval_ms`, then at ever shorter report intervals
 /// while each step still takes all of its offer, and returns the step that achieved the most
-/// with one line per step. Offering far beyond the capacity would not find it: the fleet
+/// with one line per step; the first step that fails ends the ramp with its error. Offering far beyond the capacity would not find it: the fleet
 /// shares the machine, and clients retrying a swamped server take CPU from it (both ours and
 /// Mosquitto's rates fall by half when offered 60,000 msgs/s here).
-pub async fn ramp<P: Rates>(
+pub async fn ramp<P: Rates, E>(
     start_interval_ms: u64,
-    mut measure: impl AsyncFnMut(u64) -> P,
-) -> (P, Vec<String>) {
+    mut measure: impl AsyncFnMut(u64) -> Result<P, E>,
+) -> Result<(P, Vec<String>), E> {
     let mut interval_ms = start_interval_ms.max(RAMP_MIN_INTERVAL_MS);
     let (mut best, mut lines): (Option<P>, Vec<String>) = (None, Vec::new());
     loop {
-        let step = measure(interval_ms).await;
+        let step = measure(interval_ms).await?;
         lines.push(format!(
             "ramp: {interval_ms} ms, offered {:.0} msgs/s, took {:.0} msgs/s",
             step.offered_per_s(),
@@ -79,7 +79,7 @@ pub async fn ramp<P: Rates>(
         }
         let next_ms = (interval_ms as f64 * RAMP_STEP) as u64;
         if !took_all || next_ms < RAMP_MIN_INTERVAL_MS {
-            return (best.expect("the loop measured a step"), lines);
+            return Ok((best.expect("the loop measured a step"), lines));
         }
         interval_ms = next_ms;
     }
@@ -130,17 +130,19 @@ mod tests {
     }
 
     /// Steps against a system that takes up to `capacity` msgs/s.
-    fn against(capacity: f64) -> impl AsyncFnMut(u64) -> Measured {
-        async move |interval_ms| Measured {
-            offered_per_s: offered(interval_ms),
-            achieved_per_s: offered(interval_ms).min(capacity),
+    fn against(capacity: f64) -> impl AsyncFnMut(u64) -> anyhow::Result<Measured> {
+        async move |interval_ms| {
+            Ok(Measured {
+                offered_per_s: offered(interval_ms),
+                achieved_per_s: offered(interval_ms).min(capacity),
+            })
         }
     }
 
     #[tokio::test]
     async fn the_ramp_climbs_while_every_offer_is_taken_and_keeps_the_best_step() {
         // 40,000 → 50,000 → 62,500 offered: the third step is the first not taken whole.
-        let (best, lines) = ramp(250, against(55_000.0)).await;
+        let (best, lines) = ramp(250, against(55_000.0)).await.unwrap();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert_eq!(best.achieved_per_s(), 55_000.0);
         assert_eq!(offer_note(&best), "");
@@ -156,12 +158,12 @@ mod tests {
             } else {
                 offered_per_s / 2.0
             };
-            Measured {
+            anyhow::Ok(Measured {
                 offered_per_s,
                 achieved_per_s,
-            }
+            })
         };
-        let (best, lines) = ramp(250, &mut collapse).await;
+        let (best, lines) = ramp(250, &mut collapse).await.unwrap();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert_eq!(best.achieved_per_s(), 50_000.0);
         assert!(offer_note(&best).contains("a floor"));
@@ -169,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_system_that_takes_everything_stops_the_ramp_at_the_shortest_interval() {
-        let (best, lines) = ramp(250, against(f64::INFINITY)).await;
+        let (best, lines) = ramp(250, against(f64::INFINITY)).await.unwrap();
         assert!(
             lines.last().unwrap().starts_with("ramp: 20 ms,"),
             "{lines:?}"

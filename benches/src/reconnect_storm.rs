@@ -41,14 +41,14 @@ mod client;
 mod observe;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use sunledger::{Server, Settings};
-use sunledger_benches::process::raise_fd_limit;
+use sunledger_benches::process::{
+    ChildConversation, cpu_delta, raise_fd_limit, thread_cpu_seconds,
+};
 use sunledger_billing::store::{PLATFORM_OWNER, Store};
 use sunledger_tests::free_addr;
 
@@ -285,11 +285,11 @@ fn run_scenario<R>(
     };
     let sent = tcp.map_or(credentials.len(), |(open, ..)| open);
     let poller = AuthPoller::start(sent as u64)?;
-    let cpu_before = observe::thread_cpu_seconds();
+    let cpu_before = thread_cpu_seconds();
     let started = Instant::now();
     let report = clients.go()?;
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu = cpu_delta(&cpu_before, &observe::thread_cpu_seconds());
+    let cpu = cpu_delta(&cpu_before, &thread_cpu_seconds());
     let auth = poller.finish();
     let overflows = observe::listen_overflows() - overflows_before;
     let measured = while_connected()?;
@@ -320,18 +320,6 @@ fn wait_accepted(port: u16) -> anyhow::Result<f64> {
             Some(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-}
-
-/// CPU seconds each thread name used between two readings, largest first, leaving out those
-/// under 5 ms.
-fn cpu_delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> Vec<(String, f64)> {
-    let mut delta: Vec<(String, f64)> = after
-        .iter()
-        .map(|(name, s)| (name.clone(), s - before.get(name).copied().unwrap_or(0.0)))
-        .filter(|(_, s)| *s >= 0.005)
-        .collect();
-    delta.sort_by(|a, b| b.1.total_cmp(&a.1));
-    delta
 }
 
 /// Seconds as printed, or `-` for a time not seen.
@@ -475,11 +463,7 @@ impl Scenario {
 }
 
 /// The storm's client process and the pipes to it (see [`client`] for the conversation).
-struct Clients {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
+struct Clients(ChildConversation);
 
 /// The client's figures: each line's first word and the numbers after it.
 struct Report(HashMap<String, Vec<f64>>);
@@ -500,30 +484,19 @@ impl Clients {
         deadline: Duration,
         mode: Mode,
     ) -> anyhow::Result<Clients> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                CLIENT_ROLE.to_owned(),
-                server.broker().listen_addr().to_string(),
-                deadline.as_millis().to_string(),
-                mode.as_str().to_owned(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut stdin = child.stdin.take().context("client stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("client stdout")?);
+        let args = [
+            CLIENT_ROLE.to_owned(),
+            server.broker().listen_addr().to_string(),
+            deadline.as_millis().to_string(),
+            mode.as_str().to_owned(),
+        ];
+        let mut child = ChildConversation::spawn("client process", &args)?;
         let mut lines = String::new();
         for unit in credentials {
             lines.push_str(&format!("{} {}\n", unit.serial, unit.password));
         }
-        lines.push('\n');
-        stdin.write_all(lines.as_bytes())?;
-        stdin.flush()?;
-        Ok(Clients {
-            child,
-            stdin: Some(stdin),
-            stdout,
-        })
+        child.send(&lines)?;
+        Ok(Clients(child))
     }
 
     /// Waits for the client's line `expected`.
@@ -551,9 +524,7 @@ impl Clients {
     /// Starts the storm and returns the client's figures once every CONNECT was answered
     /// (or the deadline passed).
     fn go(&mut self) -> anyhow::Result<Report> {
-        let stdin = self.stdin.as_mut().context("client stdin closed")?;
-        stdin.write_all(b"go\n")?;
-        stdin.flush()?;
+        self.0.send("go")?;
         let mut figures = HashMap::new();
         loop {
             let line = self.line()?;
@@ -570,20 +541,11 @@ impl Clients {
     }
 
     /// Lets the client close its connections and exit.
-    fn close(mut self) -> anyhow::Result<()> {
-        drop(self.stdin.take());
-        let status = self.child.wait()?;
-        anyhow::ensure!(status.success(), "the client process failed: {status}");
-        Ok(())
+    fn close(self) -> anyhow::Result<()> {
+        self.0.close()
     }
 
-    /// The client's next line; an error if it ended.
     fn line(&mut self) -> anyhow::Result<String> {
-        let mut line = String::new();
-        anyhow::ensure!(
-            self.stdout.read_line(&mut line)? > 0,
-            "the client process ended early"
-        );
-        Ok(line.trim_end().to_owned())
+        self.0.line()
     }
 }

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sunledger_proto::api::v1 as api;
 
 use crate::enrol::EnrolledUnit;
@@ -30,7 +30,7 @@ use crate::truth::DeviceTruth;
 const AUDIT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the audit found; no mismatches means the platform agrees with the fleet.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audit {
     /// Devices whose energy was checked.
     pub checked: usize,

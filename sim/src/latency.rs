@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest latency the histogram resolves, in microseconds (one minute); longer ones are
 /// clamped to it rather than lost.
@@ -65,7 +65,7 @@ impl LatencyRecorder {
 }
 
 /// Percentiles of publish→PUBACK latency, in microseconds (0 when nothing was recorded).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Readings whose PUBACK was timed.
     pub count: u64,

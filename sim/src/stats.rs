@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::latency::{LatencyRecorder, LatencySummary};
 
@@ -32,7 +32,7 @@ pub struct FleetCounters {
 }
 
 /// A point-in-time view of the fleet's counters; gauges say "now", the rest are totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetStats {
     /// Devices with a live MQTT session now.
     pub connected: u64,

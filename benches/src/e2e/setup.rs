@@ -1,8 +1,6 @@
 //! Bringing the whole platform up in-process for the benchmark: the real server on free
 //! loopback ports with a temporary database, units registered, a usage account opened for
-//! each, and the simulated fleet connected.
-
-use std::time::{Duration, Instant};
+//! each.
 
 use rust_decimal::Decimal;
 use sunledger::{Server, Settings};
@@ -10,15 +8,12 @@ use sunledger_billing::account::AccountSetup;
 use sunledger_billing::account_record::AccountOpening;
 use sunledger_billing::store::PLATFORM_OWNER;
 use sunledger_billing::tariff::{PlanTerms, Tariff};
-use sunledger_sim::{DeviceCredentials, Fleet};
+use sunledger_sim::DeviceCredentials;
 use sunledger_tests::free_addr;
 
 /// Threads opening accounts at once: each `open_account` is a durable commit, and concurrent
 /// calls share group commits in the partition.
 const ACCOUNT_OPENERS: usize = 32;
-/// How long the fleet may go without one more device connecting before the benchmark gives
-/// up waiting for the rest.
-const CONNECT_STALL_MAX: Duration = Duration::from_secs(30);
 
 /// Starts the server with production defaults, except loopback ports and a fresh database.
 pub async fn start_server(dir: &std::path::Path) -> anyhow::Result<Server> {
@@ -80,21 +75,4 @@ pub fn open_accounts(server: &Server, serials: &[String]) -> anyhow::Result<()> 
             .into_iter()
             .try_for_each(|opener| opener.join().expect("account opener panicked"))
     })
-}
-
-/// Waits until every device of `fleet` is connected, or until none more connected for
-/// [`CONNECT_STALL_MAX`]; returns how many are connected and how long it took.
-pub async fn wait_connected(fleet: &Fleet) -> (u64, Duration) {
-    let started = Instant::now();
-    let mut best = (0, Instant::now());
-    loop {
-        let connected = fleet.snapshot().connected;
-        if connected as usize >= fleet.len() || best.1.elapsed() > CONNECT_STALL_MAX {
-            return (connected, started.elapsed());
-        }
-        if connected > best.0 {
-            best = (connected, Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -162,13 +162,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some(go) if go == "go" => {}
         other => anyhow::bail!("expected `go` from the parent, got {other:?}"),
     }
-    let cpu_before = super::observe::own_cpu_seconds();
+    let cpu_before = sunledger_benches::process::cpu_seconds();
     let (first_unix_ns, attempts, _open) = runtime.block_on(storm(addr, units, deadline));
     report(&mut out, first_unix_ns, &attempts)?;
     writeln!(
         out,
         "client_cpu_s {:.6}",
-        super::observe::own_cpu_seconds() - cpu_before
+        sunledger_benches::process::cpu_seconds() - cpu_before
     )?;
     writeln!(out, "done")?;
     out.flush()?;

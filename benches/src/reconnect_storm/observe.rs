@@ -1,8 +1,7 @@
 //! What the storm benchmark watches besides the clients' answers: the broker's own count of
-//! decided CONNECTs, CPU time per thread, and the kernel's listen-queue overflows. Together
+//! decided CONNECTs, and the kernel's listen-queue overflows. Together
 //! they say where the time goes: authentication, rumqttd's connection setup, or TCP.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -14,31 +13,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// The broker's counters of CONNECTs its credential check decided.
 const ACCEPTED: &str = "sunledger_broker_connect_accepted_total";
 const REFUSED: &str = "sunledger_broker_connect_refused_total";
-
-/// CPU time this process's threads have used, seconds, by thread name (threads of one name,
-/// such as tokio's workers, summed). Read from `/proc/self/task/*/schedstat` (nanoseconds on
-/// CPU); empty where that is unavailable.
-pub fn thread_cpu_seconds() -> HashMap<String, f64> {
-    let mut by_name = HashMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return by_name;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let on_cpu_ns = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        *by_name.entry(name.trim().to_owned()).or_insert(0.0) += on_cpu_ns / 1e9;
-    }
-    by_name
-}
-
-/// CPU time this whole process has used, seconds.
-pub fn own_cpu_seconds() -> f64 {
-    thread_cpu_seconds().values().sum()
-}
 
 /// Connections the kernel dropped because a listener's accept queue was full
 /// (`TcpExt: ListenOverflows` in `/proc/net/netstat`, for this network namespace); 0 where
@@ -179,9 +153,9 @@ impl AuthPoller {
 pub fn wait_quiet(max: Duration) -> Duration {
     let started = std::time::Instant::now();
     while started.elapsed() < max {
-        let before = own_cpu_seconds();
+        let before = sunledger_benches::process::cpu_seconds();
         std::thread::sleep(Duration::from_millis(250));
-        if own_cpu_seconds() - before < 0.025 {
+        if sunledger_benches::process::cpu_seconds() - before < 0.025 {
             break;
         }
     }
