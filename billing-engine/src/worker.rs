@@ -9,7 +9,7 @@
 //! commands that resulted are published once their commit is durable. Commands that devices
 //! online have not acknowledged are published again every `command_resend_interval_ms`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -108,6 +108,8 @@ pub struct PartitionHandle {
     queue: Arc<ArrayQueue<Admitted>>,
     requests: mpsc::Sender<Job>,
     thread: std::thread::Thread,
+    /// Whether the thread is parked for want of work (see [`PartitionHandle::wake`]).
+    idle: Arc<AtomicBool>,
 }
 
 impl PartitionHandle {
@@ -116,9 +118,17 @@ impl PartitionHandle {
         self.queue.push(event)
     }
 
-    /// Wakes the partition thread after pushing.
+    /// Wakes the partition thread after pushing, if it is parked for want of work. Otherwise
+    /// it takes the event on its next round anyway, and an unpark would cost a syscall per
+    /// event and, while the thread waits for its commit thread (a channel wait parks it
+    /// too), a spurious wake-up and context switch per event.
     pub fn wake(&self) {
-        self.thread.unpark();
+        // Pairs with the fence in `Worker::rest`: either the thread sees the event pushed
+        // before this call, or this sees the thread idle.
+        fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) {
+            self.thread.unpark();
+        }
     }
 
     /// Events waiting in the queue.
@@ -136,7 +146,8 @@ impl PartitionHandle {
             let _ = reply.send(job(partition));
         });
         self.requests.send(job).map_err(|_| EngineError::Stopping)?;
-        self.wake();
+        // Requests are rare and the thread does not watch its inbox while idle: woken always.
+        self.thread.unpark();
         Ok(answer)
     }
 }
@@ -176,6 +187,7 @@ impl Engine {
             });
             let queue = Arc::new(ArrayQueue::new(config.queue_events_max));
             let (requests, inbox) = mpsc::channel();
+            let idle = Arc::new(AtomicBool::new(false));
             let worker = Worker {
                 index,
                 partition,
@@ -184,6 +196,7 @@ impl Engine {
                 sink: sink(index),
                 config: config.clone(),
                 stop: stop.clone(),
+                idle: idle.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("billing-{index}"))
@@ -192,6 +205,7 @@ impl Engine {
                 queue,
                 requests,
                 thread: thread.thread().clone(),
+                idle,
             });
             threads.push(thread);
         }
@@ -364,7 +378,9 @@ impl Engine {
     /// Applies everything queued, commits, and stops the partition threads.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.partitions.iter().for_each(PartitionHandle::wake);
+        for partition in &self.partitions {
+            partition.thread.unpark();
+        }
         let threads = std::mem::take(
             &mut *self
                 .threads
@@ -410,6 +426,7 @@ struct Worker {
     sink: Box<dyn CommandSink>,
     config: EngineConfig,
     stop: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -475,9 +492,21 @@ impl Worker {
                 return;
             }
             if !busy {
-                std::thread::park_timeout(IDLE_WAIT);
+                self.rest();
             }
         }
+    }
+
+    /// Parks until woken or [`IDLE_WAIT`] passes, unless an event came in meanwhile;
+    /// producers wake the thread only while it is marked idle here.
+    fn rest(&self) {
+        self.idle.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `PartitionHandle::wake`.
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() {
+            std::thread::park_timeout(IDLE_WAIT);
+        }
+        self.idle.store(false, Ordering::Relaxed);
     }
 
     /// Runs queued API requests, once the commit in flight is finished: a request sees only
@@ -549,5 +578,41 @@ impl Worker {
         if let Some(signed) = self.partition.signed(serial, command) {
             self.sink.publish(serial, &signed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handle on the calling thread itself, so the test can watch its park token.
+    fn handle_on_this_thread(idle: bool) -> PartitionHandle {
+        let (requests, _inbox) = mpsc::channel();
+        PartitionHandle {
+            queue: Arc::new(ArrayQueue::new(1)),
+            requests,
+            thread: std::thread::current(),
+            idle: Arc::new(AtomicBool::new(idle)),
+        }
+    }
+
+    #[test]
+    fn a_partition_thread_that_is_not_idle_is_not_unparked_for_each_event() {
+        let handle = handle_on_this_thread(false);
+        handle.wake();
+        // An unpark would have left the token set and the park would return at once.
+        let wait = Duration::from_millis(20);
+        let started = Instant::now();
+        std::thread::park_timeout(wait);
+        assert!(started.elapsed() >= wait);
+    }
+
+    #[test]
+    fn an_idle_partition_thread_is_unparked() {
+        let handle = handle_on_this_thread(true);
+        handle.wake();
+        let started = Instant::now();
+        std::thread::park_timeout(Duration::from_secs(60));
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 }
