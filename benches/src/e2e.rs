@@ -199,11 +199,11 @@ async fn measure(
     tokio::time::sleep(WARM_UP).await;
     let before = tokio::task::block_in_place(|| {
         fleet.reset_latency()?;
-        Window::open(fleet)
+        WindowEdge::read(fleet)
     })?;
     let probes = probes.measure(window).await;
-    let after = tokio::task::block_in_place(|| Window::open(fleet))?;
-    let seconds = after.started.duration_since(before.started).as_secs_f64();
+    let after = tokio::task::block_in_place(|| WindowEdge::read(fleet))?;
+    let seconds = after.at.duration_since(before.at).as_secs_f64();
     let (batches, commits) = (
         after.batches - before.batches,
         after.commits - before.commits,
@@ -230,9 +230,10 @@ async fn measure(
     })
 }
 
-/// Everything read at one edge of a measuring window.
-struct Window {
-    started: Instant,
+/// Everything read at one edge of a measuring window; the window's figures are the
+/// differences between its two edges.
+struct WindowEdge {
+    at: Instant,
     stored: f64,
     batches: SumCount,
     commits: SumCount,
@@ -240,10 +241,10 @@ struct Window {
     fleet: Snapshot,
 }
 
-impl Window {
-    fn open(fleet: &mut FleetProcess) -> anyhow::Result<Window> {
-        Ok(Window {
-            started: Instant::now(),
+impl WindowEdge {
+    fn read(fleet: &mut FleetProcess) -> anyhow::Result<WindowEdge> {
+        Ok(WindowEdge {
+            at: Instant::now(),
             stored: counter("sunledger_billing_readings_total"),
             batches: BATCHES.read(),
             commits: COMMITS.read(),
