@@ -54,9 +54,10 @@ impl Rates for Measured {
 
 /// Finds a capacity: measures at `start_interval_ms`, then at ever shorter report intervals
 /// while each step still takes all of its offer, and returns the step that achieved the most
-/// with one line per step; the first step that fails ends the ramp with its error. Offering far beyond the capacity would not find it: the fleet
-/// shares the machine, and clients retrying a swamped server take CPU from it (both ours and
-/// Mosquitto's rates fall by half when offered 60,000 msgs/s here).
+/// with one line per step; the first step that fails ends the ramp with its error. Offering
+/// far beyond the capacity would not find it: the fleet shares the machine, and clients
+/// retrying a swamped server take CPU from it (both ours and Mosquitto's rates fall by half
+/// when offered 60,000 msgs/s here).
 pub async fn ramp<P: Rates, E>(
     start_interval_ms: u64,
     mut measure: impl AsyncFnMut(u64) -> Result<P, E>,

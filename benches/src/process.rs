@@ -1,5 +1,6 @@
-//! Facts about this process that benchmarks print: resident memory, CPU time and the
-//! open-file limit.
+//! Facts about processes that benchmarks print (resident memory, CPU time by thread or of
+//! another process, the open-file limit), and the child processes they run their simulated
+//! devices in.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
