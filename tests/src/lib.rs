@@ -7,9 +7,11 @@
 //! - [`burst`]: a burst of readings into a deliberately slow engine (back-pressure tests).
 //! - [`api`]: the operators' gRPC API as tests drive it (clients, organisations, checks).
 //! - [`tls`]: a self-signed certificate for the server's TLS listeners, and clients trusting it.
+//! - [`raw_mqtt`]: MQTT packets encoded by hand, for clients no library would play.
 
 pub mod api;
 pub mod burst;
+pub mod raw_mqtt;
 pub mod tls;
 
 use std::collections::BTreeSet;

@@ -9,7 +9,9 @@ use sunledger_billing::units::DeviceKey;
 use sunledger_proto::authenticity::{self, verify_command};
 use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
 use sunledger_proto::topic::{TopicKind, device_topic};
-use sunledger_tests::{Device, Seen, TestServer};
+use sunledger_tests::{Device, Seen, TestServer, raw_mqtt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const SERIAL: &str = "SL-CMD-1";
 
@@ -116,6 +118,31 @@ async fn the_last_will_marks_a_vanished_device_offline() {
     // Losing the connection without DISCONNECT makes the broker publish the last will.
     device.vanish();
     server.wait_for_state(serial, |state| !state.online).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_silent_past_its_keep_alive_is_marked_offline() {
+    let server = TestServer::start().await;
+    let serial = "SL-WILL-3";
+    let key = server.register(serial);
+    // A unit whose radio link died: its TCP connection is never closed (no FIN, no RST ever
+    // arrives), it just stops sending. Only the keep-alive can tell.
+    let mut socket = TcpStream::connect(server.mqtt).await.expect("connecting");
+    let connect = raw_mqtt::connect_packet(serial, &key.mqtt_password(), 1);
+    socket.write_all(&connect).await.expect("sending CONNECT");
+    let mut connack = [0; 4];
+    socket
+        .read_exact(&mut connack)
+        .await
+        .expect("reading CONNACK");
+    assert_eq!(connack, raw_mqtt::CONNACK_ACCEPTED);
+    let online = raw_mqtt::publish_packet(&device_topic(serial, TopicKind::Status), b"online");
+    socket.write_all(&online).await.expect("publishing online");
+    server.wait_for_state(serial, |state| state.online).await;
+    // Nothing more is sent. After 1.5 keep-alives without a packet the broker ends the
+    // connection and publishes the last will, with the socket still open on this side.
+    server.wait_for_state(serial, |state| !state.online).await;
+    drop(socket);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

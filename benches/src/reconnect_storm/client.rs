@@ -22,7 +22,7 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sunledger_proto::topic::{TopicKind, device_topic};
+use sunledger_tests::raw_mqtt::connect_packet;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 
@@ -32,8 +32,6 @@ const KEEP_ALIVE_S: u16 = 300;
 /// Interval between TCP handshakes in `paced` mode: slower than rumqttd 0.20 accepts (one
 /// connection per millisecond at best), so its 128-deep accept queue does not overflow.
 const PACE: Duration = Duration::from_micros(1_250);
-/// What a device's last will publishes on its `status` topic, as the simulator's devices do.
-const STATUS_OFFLINE: &[u8] = b"offline";
 /// Descriptors beyond one per connection: stdio, the runtime.
 const FD_SPARE: u64 = 256;
 
@@ -451,75 +449,4 @@ fn report(out: &mut impl Write, first_unix_ns: u128, attempts: &[Attempt]) -> st
         )?;
     }
     Ok(())
-}
-
-/// An MQTT 3.1.1 CONNECT as a unit sends it: clean session, client id = username = `serial`,
-/// `password`, and a retained QoS 1 last will `offline` on the unit's `status` topic.
-fn connect_packet(serial: &str, password: &str, keep_alive_s: u16) -> Vec<u8> {
-    /// Username, password, will retain, will QoS 1, will flag, clean session.
-    const FLAGS: u8 = 0b1110_1110;
-    let will_topic = device_topic(serial, TopicKind::Status);
-    let mut body = Vec::with_capacity(64 + 3 * serial.len() + password.len());
-    put_field(&mut body, b"MQTT");
-    body.push(4);
-    body.push(FLAGS);
-    body.extend_from_slice(&keep_alive_s.to_be_bytes());
-    for field in [
-        serial.as_bytes(),
-        will_topic.as_bytes(),
-        STATUS_OFFLINE,
-        serial.as_bytes(),
-        password.as_bytes(),
-    ] {
-        put_field(&mut body, field);
-    }
-    let mut packet = vec![0x10];
-    let mut remaining = body.len();
-    loop {
-        let digit = (remaining % 128) as u8;
-        remaining /= 128;
-        packet.push(if remaining > 0 { digit | 0x80 } else { digit });
-        if remaining == 0 {
-            break;
-        }
-    }
-    packet.extend_from_slice(&body);
-    packet
-}
-
-/// A length-prefixed MQTT string or binary field.
-fn put_field(out: &mut Vec<u8>, field: &[u8]) {
-    let len = u16::try_from(field.len()).expect("MQTT fields are at most 65,535 bytes");
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(field);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Bytes worked out by hand from the MQTT 3.1.1 specification, section 3.1.
-    #[test]
-    fn a_connect_is_encoded_as_the_specification_says() {
-        let topic = b"sunledger/v1/devices/S1/status";
-        let mut expected = vec![0x10, 0];
-        expected.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0xee, 0x01, 0x2c]);
-        expected.extend_from_slice(&[0, 2, b'S', b'1']);
-        expected.extend_from_slice(&[0, topic.len() as u8]);
-        expected.extend_from_slice(topic);
-        expected.extend_from_slice(&[0, 7]);
-        expected.extend_from_slice(b"offline");
-        expected.extend_from_slice(&[0, 2, b'S', b'1', 0, 2, b'p', b'w']);
-        expected[1] = (expected.len() - 2) as u8;
-        assert_eq!(connect_packet("S1", "pw", 300), expected);
-    }
-
-    #[test]
-    fn a_long_connect_has_a_two_byte_remaining_length() {
-        let serial = "S".repeat(64);
-        let packet = connect_packet(&serial, &"p".repeat(32), 300);
-        let remaining = usize::from(packet[1] & 0x7f) + 128 * usize::from(packet[2]);
-        assert!(packet[1] & 0x80 != 0);
-        assert_eq!(remaining, packet.len() - 3);
-    }
 }
