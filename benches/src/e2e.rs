@@ -153,7 +153,7 @@ async fn benchmark(args: Vec<String>) -> anyhow::Result<()> {
     let mut audit = tokio::task::block_in_place(|| fleet.audit(&stored_wh))?;
     let probe_truths: Vec<_> = probe_devices.iter().map(SimDevice::truth).collect();
     audit::check(&mut audit, &probe_truths, &stored_wh);
-    fleet.close()?;
+    tokio::task::block_in_place(|| fleet.close())?;
     let skipped = counter("sunledger_ingest_broker_skipped_total");
     print_table(
         devices,
@@ -243,11 +243,12 @@ struct WindowEdge {
 
 impl WindowEdge {
     fn read(fleet: &mut FleetProcess) -> anyhow::Result<WindowEdge> {
+        let metrics = rendered_metrics();
         Ok(WindowEdge {
             at: Instant::now(),
-            stored: counter("sunledger_billing_readings_total"),
-            batches: BATCHES.read(),
-            commits: COMMITS.read(),
+            stored: sunledger_tests::metric(&metrics, "sunledger_billing_readings_total", &[]),
+            batches: BATCHES.read(&metrics),
+            commits: COMMITS.read(&metrics),
             server_cpu: thread_cpu_seconds(),
             fleet: fleet.snapshot()?,
         })
@@ -261,12 +262,16 @@ struct Memory {
     fleet_per_device: f64,
 }
 
+/// This process's metrics, as `/metrics` would serve them.
+fn rendered_metrics() -> String {
+    sunledger::metrics_http::recorder()
+        .map(|handle| handle.render())
+        .unwrap_or_default()
+}
+
 /// A counter of this process's metrics recorder, summed over its labels.
 fn counter(name: &str) -> f64 {
-    let text = sunledger::metrics_http::recorder()
-        .map(|handle| handle.render())
-        .unwrap_or_default();
-    sunledger_tests::metric(&text, name, &[])
+    sunledger_tests::metric(&rendered_metrics(), name, &[])
 }
 
 /// CPU microseconds per stored message, the server's threads' and the fleet's, and the
@@ -300,7 +305,7 @@ fn busiest_threads(phase: &Phase) -> String {
         .join(", ")
 }
 
-/// A histogram of this process's metrics recorder, by its sum and count.
+/// A histogram of the metrics recorder, by its sum and count.
 struct Histogram(&'static str);
 
 /// Billing batches, by events per batch.
@@ -313,11 +318,11 @@ const COMMITS: Histogram = Histogram("sunledger_billing_commit_seconds");
 struct SumCount(f64, f64);
 
 impl Histogram {
-    fn read(&self) -> SumCount {
-        SumCount(
-            counter(&format!("{}_sum", self.0)),
-            counter(&format!("{}_count", self.0)),
-        )
+    /// Its sum and count in `metrics` (rendered Prometheus text).
+    fn read(&self, metrics: &str) -> SumCount {
+        let sample =
+            |suffix: &str| sunledger_tests::metric(metrics, &format!("{}_{suffix}", self.0), &[]);
+        SumCount(sample("sum"), sample("count"))
     }
 }
 

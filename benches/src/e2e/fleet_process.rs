@@ -195,9 +195,7 @@ pub fn run_child(args: &[String]) -> anyhow::Result<()> {
             (Some("audit"), None) => {
                 let stored = parse_stored(&lines_until_end(&mut input)?)?;
                 let mut audit = Audit::default();
-                for truth in fleet.truth() {
-                    audit.check_energy(&truth, stored.get(&truth.serial).copied().unwrap_or(0));
-                }
+                crate::audit::check(&mut audit, &fleet.truth(), &stored);
                 answer(&mut out, &audit)?;
             }
             _ => anyhow::bail!("the fleet process does not know {:?}", line.trim_end()),
