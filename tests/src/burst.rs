@@ -26,20 +26,32 @@ pub async fn slow_engine(broker_log: Option<(usize, usize)>) -> TestServer {
     .await
 }
 
-/// Registers `serial` and publishes readings 1..=READINGS as fast as the client can.
+/// Registers `serial`, publishes reading 1 and waits until it is stored (a unit's first
+/// reading is its baseline, and the burst must not race it), then publishes readings
+/// 2..=READINGS as fast as the client can.
 pub async fn burst(server: &TestServer, serial: &str) {
     let secret = server.register(serial);
     let mut device = Device::connect(server.mqtt, serial, &secret, None);
     device.expect_connected().await;
-    for seq in 1..=READINGS {
-        let reading = Telemetry {
-            seq,
-            ts: seq as i64 * 60,
-            load_wh: seq * 3,
-            usb_wh: seq,
-            boot: 1,
-            ..Telemetry::default()
-        };
-        device.send_reading(reading).await;
+    device.send_reading(reading(1)).await;
+    server
+        .wait_for_state(serial, |state| {
+            state.meter.is_some_and(|meter| meter.seq == 1)
+        })
+        .await;
+    for seq in 2..=READINGS {
+        device.send_reading(reading(seq)).await;
+    }
+}
+
+/// Reading `seq` of a burst: a minute after the one before, `WH_PER_READING` more.
+fn reading(seq: u64) -> Telemetry {
+    Telemetry {
+        seq,
+        ts: seq as i64 * 60,
+        load_wh: seq * 3,
+        usb_wh: seq,
+        boot: 1,
+        ..Telemetry::default()
     }
 }

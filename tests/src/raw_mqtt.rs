@@ -1,7 +1,7 @@
 //! MQTT 3.1.1 packets encoded by hand, for clients that must do what a library client would
 //! not: send CONNECTs by the thousand without waiting (the reconnect-storm benchmark), or
 //! hold a connection open and say nothing at all (a unit whose radio link died without TCP
-//! ever closing).
+//! ever closing), or read the broker's replies byte for byte (one PUBACK per publish).
 
 use sunledger_proto::topic::{TopicKind, device_topic};
 
@@ -34,12 +34,33 @@ pub fn connect_packet(serial: &str, password: &str, keep_alive_s: u16) -> Vec<u8
     packet(0x10, &body)
 }
 
+/// A PINGREQ (section 3.12).
+pub const PINGREQ: [u8; 2] = [0xc0, 0];
+
+/// A PINGRESP (section 3.13).
+pub const PINGRESP: [u8; 2] = [0xd0, 0];
+
 /// A QoS 0 PUBLISH of `payload` on `topic`, not retained.
 pub fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(2 + topic.len() + payload.len());
     put_field(&mut body, topic.as_bytes());
     body.extend_from_slice(payload);
     packet(0x30, &body)
+}
+
+/// A QoS 1 PUBLISH of `payload` on `topic` with `packet_id`, not retained, first delivery.
+pub fn publish_qos1_packet(topic: &str, packet_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + topic.len() + payload.len());
+    put_field(&mut body, topic.as_bytes());
+    body.extend_from_slice(&packet_id.to_be_bytes());
+    body.extend_from_slice(payload);
+    packet(0x32, &body)
+}
+
+/// The PUBACK of `packet_id` (section 3.4).
+pub fn puback(packet_id: u16) -> [u8; 4] {
+    let [high, low] = packet_id.to_be_bytes();
+    [0x40, 2, high, low]
 }
 
 /// A fixed header (`first` byte and the remaining length, 7 bits a byte) before `body`.
@@ -101,5 +122,15 @@ mod tests {
             publish_packet("a/b", b"on"),
             [0x30, 7, 0, 3, b'a', b'/', b'b', b'o', b'n']
         );
+    }
+
+    /// Section 3.3: QoS 1 sets bit 1 of the fixed header; the packet id follows the topic.
+    #[test]
+    fn a_qos_1_publish_carries_its_packet_id_after_the_topic() {
+        assert_eq!(
+            publish_qos1_packet("a/b", 0x0102, b"on"),
+            [0x32, 9, 0, 3, b'a', b'/', b'b', 1, 2, b'o', b'n']
+        );
+        assert_eq!(puback(0x0102), [0x40, 2, 1, 2]);
     }
 }

@@ -1,11 +1,15 @@
 //! Proves that telemetry published over real MQTT, as protobuf and as JSON, is counted in
 //! metrics and stored durably; that redeliveries are not counted twice; that bad payloads are
-//! refused and counted by reason; and that the stored state survives a restart.
+//! refused and counted by reason; that the stored state survives a restart; and that each
+//! QoS 1 publish gets one PUBACK.
 
+use prost::Message;
 use sunledger_proto::authenticity;
 use sunledger_proto::device::Telemetry;
-use sunledger_proto::topic::TopicKind;
-use sunledger_tests::{Device, TestServer};
+use sunledger_proto::topic::{TopicKind, device_topic};
+use sunledger_tests::{Device, TestServer, WAIT_MAX, raw_mqtt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const SERIAL: &str = "SL-TELEMETRY-1";
 
@@ -141,4 +145,58 @@ async fn telemetry_in_both_encodings_is_counted_stored_and_survives_a_restart() 
         state.consumed_wh, 110,
         "counting continues from the stored baseline"
     );
+}
+
+/// The broker sends each QoS 1 publish's PUBACK from the connection's own task, once the
+/// router has the publish (a vendored-rumqttd patch that saves a round trip through the
+/// router per message); the router must then not ack it a second time, which rumqttc
+/// devices treat as an error. Two publishes and a PINGREQ in one write: the replies are
+/// exactly PUBACK 1, PUBACK 2, PINGRESP (a second PUBACK would come before the PINGRESP,
+/// which the router sends), and both readings are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_qos_1_publish_is_acked_once_in_order_and_stored() {
+    let server = TestServer::start().await;
+    let serial = "SL-TELEMETRY-ACK";
+    let secret = server.register(serial);
+    let mut socket = TcpStream::connect(server.mqtt).await.expect("connecting");
+    let connect = raw_mqtt::connect_packet(serial, &secret.mqtt_password(), 60);
+    socket.write_all(&connect).await.expect("sending CONNECT");
+    let mut connack = [0; 4];
+    socket.read_exact(&mut connack).await.expect("CONNACK");
+    assert_eq!(connack, raw_mqtt::CONNACK_ACCEPTED);
+
+    let topic = device_topic(serial, TopicKind::Telemetry);
+    let mut burst = Vec::new();
+    for seq in 1..=2 {
+        let sealed = authenticity::seal(
+            secret.bytes(),
+            serial,
+            reading(seq, 3_600 * i64::try_from(seq).unwrap(), seq * 10, 0),
+        );
+        let packet_id = u16::try_from(seq).expect("a small packet id");
+        burst.extend(raw_mqtt::publish_qos1_packet(
+            &topic,
+            packet_id,
+            &sealed.encode_to_vec(),
+        ));
+    }
+    burst.extend(raw_mqtt::PINGREQ);
+    socket.write_all(&burst).await.expect("sending the burst");
+
+    let mut replies = [0; 10];
+    tokio::time::timeout(WAIT_MAX, socket.read_exact(&mut replies))
+        .await
+        .expect("the replies in time")
+        .expect("reading the replies");
+    let mut expected = Vec::from(raw_mqtt::puback(1));
+    expected.extend(raw_mqtt::puback(2));
+    expected.extend(raw_mqtt::PINGRESP);
+    assert_eq!(replies.as_slice(), expected, "PUBACK 1, PUBACK 2, PINGRESP");
+
+    let state = server
+        .wait_for_state(serial, |state| {
+            state.meter.is_some_and(|meter| meter.seq == 2)
+        })
+        .await;
+    assert_eq!(state.consumed_wh, 10, "the second reading counted once");
 }

@@ -49,6 +49,8 @@ pub struct LinkBuilder<'a> {
     dynamic_filters: bool,
     // default to 0, indicating to not use topic alias
     topic_alias_max: u16,
+    // Sunledger patch: false by default (see `Connection::link_acks_publishes`)
+    link_acks_publishes: bool,
 }
 
 impl<'a> LinkBuilder<'a> {
@@ -62,7 +64,14 @@ impl<'a> LinkBuilder<'a> {
             last_will_properties: None,
             dynamic_filters: false,
             topic_alias_max: 0,
+            link_acks_publishes: false,
         }
+    }
+
+    /// Sunledger patch: the link will PUBACK its QoS 1 publishes itself.
+    pub(crate) fn link_acks_publishes(mut self, link_acks_publishes: bool) -> Self {
+        self.link_acks_publishes = link_acks_publishes;
+        self
     }
 
     pub fn tenant_id(mut self, tenant_id: Option<String>) -> Self {
@@ -111,6 +120,7 @@ impl<'a> LinkBuilder<'a> {
         connection
             .last_will(self.last_will, self.last_will_properties)
             .topic_alias_max(self.topic_alias_max);
+        connection.link_acks_publishes = self.link_acks_publishes;
         let incoming = Incoming::new(connection.client_id.to_owned());
         let (outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
         let outgoing_data_buffer = outgoing.buffer();

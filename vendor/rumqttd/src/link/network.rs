@@ -10,7 +10,7 @@ use std::{
 };
 use tokio::time::{error::Elapsed, Duration};
 
-use crate::protocol::{self, Packet, Protocol};
+use crate::protocol::{self, Packet, Protocol, PubAck, PubAckReason, QoS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -135,15 +135,40 @@ impl<P: Protocol> Network<P> {
 
     pub async fn write(&mut self, packet: Packet) -> Result<(), Error> {
         Protocol::write(&self.protocol, packet, &mut self.write)?;
-        self.socket.write_all(&self.write).await?;
-        self.write.clear();
-        Ok(())
+        self.flush().await
     }
 
     pub async fn writev(&mut self, packets: VecDeque<Packet>) -> Result<(), Error> {
         for packet in packets {
             Protocol::write(&self.protocol, packet, &mut self.write)?;
         }
+        self.flush().await
+    }
+
+    /// Sunledger patch: puts a PUBACK for each QoS 1 publish of `packets` in the write
+    /// buffer, in order, and returns how many; `flush` sends them.
+    pub fn stage_pubacks<'a>(
+        &mut self,
+        packets: impl Iterator<Item = &'a Packet>,
+    ) -> Result<usize, Error> {
+        let mut staged = 0;
+        for packet in packets {
+            if let Packet::Publish(publish, _) = packet {
+                if publish.qos == QoS::AtLeastOnce {
+                    let puback = PubAck {
+                        pkid: publish.pkid,
+                        reason: PubAckReason::Success,
+                    };
+                    Protocol::write(&self.protocol, Packet::PubAck(puback, None), &mut self.write)?;
+                    staged += 1;
+                }
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Sends what the write buffer holds.
+    pub async fn flush(&mut self) -> Result<(), Error> {
         self.socket.write_all(&self.write).await?;
         self.write.clear();
         Ok(())

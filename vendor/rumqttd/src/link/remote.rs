@@ -100,6 +100,7 @@ impl<P: Protocol> RemoteLink<P> {
             .last_will_properties(lastwill_props)
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
+            .link_acks_publishes(true)
             .build()?;
 
         let id = link_rx.id();
@@ -135,15 +136,23 @@ impl<P: Protocol> RemoteLink<P> {
             select! {
                 o = self.network.read() => {
                     let packet = o?;
-                    let len = {
+                    let (len, pubacks) = {
                         let mut buffer = self.link_tx.buffer();
+                        let queued = buffer.len();
                         buffer.push_back(packet);
                         self.network.readv(&mut buffer)?;
-                        buffer.len()
+                        let pubacks = self.network.stage_pubacks(buffer.range(queued..))?;
+                        (buffer.len(), pubacks)
                     };
 
                     trace!("Packets read from network, count = {}", len);
                     self.link_tx.notify().await?;
+                    // Sunledger patch: the router has these publishes now, so their PUBACKs
+                    // go out in this same wake-up rather than making a round trip through
+                    // the router (its ack, then an eventfd wake of this runtime per publish).
+                    if pubacks > 0 {
+                        self.network.flush().await?;
+                    }
                 }
                 // Receive from router when previous when state isn't in collision
                 // due to previously received data request

@@ -33,6 +33,9 @@ pub struct Connection {
     pub(crate) broker_topic_aliases: Option<BrokerAliases>,
     /// subscription IDs for a connection
     pub(crate) subscription_ids: HashMap<Filter, usize>,
+    /// Sunledger patch: the connection's link sends the PUBACK of each QoS 1 publish itself,
+    /// once the router has it, so the router must not ack it again (see `RemoteLink::start`).
+    pub(crate) link_acks_publishes: bool,
 }
 
 impl Connection {
@@ -66,6 +69,7 @@ impl Connection {
             topic_aliases: HashMap::new(),
             broker_topic_aliases: None,
             subscription_ids: HashMap::new(),
+            link_acks_publishes: false,
         }
     }
 

@@ -575,6 +575,11 @@ impl Router {
         };
 
         let client_id = incoming.client_id.clone();
+        // Sunledger patch: a remote link PUBACKs its QoS 1 publishes itself.
+        let link_acks_publishes = self
+            .connections
+            .get(id)
+            .is_some_and(|connection| connection.link_acks_publishes);
         let span = tracing::error_span!("incoming_payload", client_id);
         let _guard = span.enter();
 
@@ -612,6 +617,7 @@ impl Router {
                     // multiple commit logs.
 
                     match qos {
+                        QoS::AtLeastOnce if link_acks_publishes => {}
                         QoS::AtLeastOnce => {
                             let puback = PubAck {
                                 pkid,
