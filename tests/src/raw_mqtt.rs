@@ -4,6 +4,8 @@
 //! ever closing), or read the broker's replies byte for byte (one PUBACK per publish).
 
 use sunledger_proto::topic::{TopicKind, device_topic};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The last will every unit leaves on its `status` topic.
 const STATUS_OFFLINE: &[u8] = b"offline";
@@ -32,6 +34,29 @@ pub fn connect_packet(serial: &str, password: &str, keep_alive_s: u16) -> Vec<u8
         put_field(&mut body, field);
     }
     packet(0x10, &body)
+}
+
+/// A TCP connection to the broker at `mqtt` on which `serial` sent its CONNECT (see
+/// `connect_packet`) and got an accepted CONNACK.
+pub async fn connected_socket(
+    mqtt: std::net::SocketAddr,
+    serial: &str,
+    password: &str,
+    keep_alive_s: u16,
+) -> TcpStream {
+    let mut socket = TcpStream::connect(mqtt).await.expect("connecting");
+    let connect = connect_packet(serial, password, keep_alive_s);
+    socket.write_all(&connect).await.expect("sending CONNECT");
+    let mut connack = [0; 4];
+    socket
+        .read_exact(&mut connack)
+        .await
+        .expect("reading CONNACK");
+    assert_eq!(
+        connack, CONNACK_ACCEPTED,
+        "the CONNECT of {serial} accepted"
+    );
+    socket
 }
 
 /// A PINGREQ (section 3.12).

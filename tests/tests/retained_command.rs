@@ -10,8 +10,7 @@ use sunledger_proto::authenticity::{self, verify_command};
 use sunledger_proto::device::{Command, CommandAck, LoadState, Reason};
 use sunledger_proto::topic::{TopicKind, device_topic};
 use sunledger_tests::{Device, Seen, TestServer, raw_mqtt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 const SERIAL: &str = "SL-CMD-1";
 
@@ -127,15 +126,7 @@ async fn a_device_silent_past_its_keep_alive_is_marked_offline() {
     let key = server.register(serial);
     // A unit whose radio link died: its TCP connection is never closed (no FIN, no RST ever
     // arrives), it just stops sending. Only the keep-alive can tell.
-    let mut socket = TcpStream::connect(server.mqtt).await.expect("connecting");
-    let connect = raw_mqtt::connect_packet(serial, &key.mqtt_password(), 1);
-    socket.write_all(&connect).await.expect("sending CONNECT");
-    let mut connack = [0; 4];
-    socket
-        .read_exact(&mut connack)
-        .await
-        .expect("reading CONNACK");
-    assert_eq!(connack, raw_mqtt::CONNACK_ACCEPTED);
+    let mut socket = raw_mqtt::connected_socket(server.mqtt, serial, &key.mqtt_password(), 1).await;
     let online = raw_mqtt::publish_packet(&device_topic(serial, TopicKind::Status), b"online");
     socket.write_all(&online).await.expect("publishing online");
     server.wait_for_state(serial, |state| state.online).await;

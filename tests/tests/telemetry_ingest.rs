@@ -9,7 +9,6 @@ use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::{TopicKind, device_topic};
 use sunledger_tests::{Device, TestServer, WAIT_MAX, raw_mqtt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const SERIAL: &str = "SL-TELEMETRY-1";
 
@@ -158,12 +157,8 @@ async fn each_qos_1_publish_is_acked_once_in_order_and_stored() {
     let server = TestServer::start().await;
     let serial = "SL-TELEMETRY-ACK";
     let secret = server.register(serial);
-    let mut socket = TcpStream::connect(server.mqtt).await.expect("connecting");
-    let connect = raw_mqtt::connect_packet(serial, &secret.mqtt_password(), 60);
-    socket.write_all(&connect).await.expect("sending CONNECT");
-    let mut connack = [0; 4];
-    socket.read_exact(&mut connack).await.expect("CONNACK");
-    assert_eq!(connack, raw_mqtt::CONNACK_ACCEPTED);
+    let mut socket =
+        raw_mqtt::connected_socket(server.mqtt, serial, &secret.mqtt_password(), 60).await;
 
     let topic = device_topic(serial, TopicKind::Telemetry);
     let mut burst = Vec::new();
