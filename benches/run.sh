@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in release mode and writes benches/RESULTS.md.
 #
-#   benches/run.sh [devices] [seconds_per_phase] [interval_ms]
+#   benches/run.sh [devices] [seconds_per_phase] [interval_ms] [rounds]
 #
 # interval_ms is each device's report interval at the start of e2e's and relay's load ramp
 # (default 250): the offer then grows by a quarter per step until a side no longer takes all
@@ -12,12 +12,16 @@
 # reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
 # the issue's figure), e2e (the whole server in-process under a simulated fleet), and relay:
 # the same fleet against Mosquitto (installed with apt-get if missing; skipped with a note if
-# that fails). Run one at a time on an otherwise idle machine: every figure is CPU-bound.
+# that fails). e2e and relay run `rounds` times (default 3), alternating, because this shared
+# host's speed drifts by more than the difference being measured: RESULTS.md gives every
+# round's rates, the ratio of the medians, and the detailed figures of each side's median
+# round. Run one at a time on an otherwise idle machine: every figure is CPU-bound.
 set -euo pipefail
 
 devices=${1:-10000}
 seconds=${2:-20}
 interval_ms=${3:-250}
+rounds=${4:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 results="$root/benches/RESULTS.md"
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -40,18 +44,18 @@ log "engine-throughput scale: 10,000 vs 1,000,000 accounts"
 "$bin/engine-throughput" 1000000 3 | tee "$work/engine-1m.txt"
 log "reconnect-storm, 10,000 units"
 "$bin/reconnect-storm" 10000 | tee "$work/storm.txt"
-log "e2e, $devices devices, $seconds s per phase"
-"$bin/e2e" "$devices" "$seconds" "$interval_ms" | tee "$work/e2e.txt"
-
-relay_line="not run"
-relay_cpu="not run"
+mosquitto_ready=true
 if ! command -v mosquitto >/dev/null; then
     log "installing mosquitto"
     (apt-get install -y mosquitto >/dev/null 2>&1 ||
         { apt-get update >/dev/null 2>&1 && apt-get install -y mosquitto >/dev/null 2>&1; }) ||
-        relay_line="skipped: mosquitto could not be installed"
+        mosquitto_ready=false
 fi
-if command -v mosquitto >/dev/null; then
+command -v mosquitto >/dev/null || mosquitto_ready=false
+
+# One relay round against a fresh Mosquitto, its output in $1.
+relay_round() {
+    local port mosquitto_pid
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     cat >"$work/mosquitto.conf" <<EOF
 listener $port 127.0.0.1
@@ -65,10 +69,47 @@ EOF
     mosquitto_pid=$!
     sleep 1
     log "relay against mosquitto on 127.0.0.1:$port"
-    "$bin/relay" "127.0.0.1:$port" "$devices" "$seconds" "$interval_ms" "$mosquitto_pid" |
-        tee "$work/relay.txt"
+    "$bin/relay" "127.0.0.1:$port" "$devices" "$seconds" "$interval_ms" "$mosquitto_pid" | tee "$1"
     kill "$mosquitto_pid"
     wait "$mosquitto_pid" 2>/dev/null || true
+}
+
+e2e_rounds=()
+relay_rounds=()
+for round in $(seq "$rounds"); do
+    log "round $round of $rounds: e2e, $devices devices, $seconds s per phase"
+    e2e_rounds+=("$work/e2e-$round.txt")
+    "$bin/e2e" "$devices" "$seconds" "$interval_ms" | tee "$work/e2e-$round.txt"
+    if $mosquitto_ready; then
+        relay_rounds+=("$work/relay-$round.txt")
+        relay_round "$work/relay-$round.txt"
+    fi
+done
+
+# The rate a round's output gives (e2e: stored at the best step; relay: relayed), 0 if none.
+e2e_rate() { sed -nE 's/^\| \[max\] stored by the platform +\| ([0-9]+) msgs\/s.*/\1/p' "$1" | head -n1 | grep . || echo 0; }
+relay_rate() { sed -nE 's/^relay [^c].*relayed ([0-9]+) msgs\/s.*/\1/p' "$1" | head -n1 | grep . || echo 0; }
+# Of the round files after $1, the one whose rate (by the function named $1) is the median.
+median_round() {
+    local rate=$1
+    shift
+    for file in "$@"; do echo "$($rate "$file") $file"; done | sort -n | sed -n "$((($# + 1) / 2))p" | cut -d' ' -f2
+}
+# Every round's rate, in the order run.
+round_rates() {
+    local rate=$1
+    shift
+    for file in "$@"; do $rate "$file"; done | paste -sd/
+}
+cp "$(median_round e2e_rate "${e2e_rounds[@]}")" "$work/e2e.txt"
+e2e_rates=$(round_rates e2e_rate "${e2e_rounds[@]}")
+
+relay_line="skipped: mosquitto could not be installed"
+relay_cpu="not run"
+relay_rates="not run"
+if $mosquitto_ready; then
+    cp "$(median_round relay_rate "${relay_rounds[@]}")" "$work/relay.txt"
+    relay_rates=$(round_rates relay_rate "${relay_rounds[@]}")
     relay_line=$(grep '^relay [^c]' "$work/relay.txt" || echo "relay printed no figure")
     relay_cpu=$(sed -nE 's/^relay cpu per relayed message: (.*)/\1/p' "$work/relay.txt" | head -n1)
 fi
@@ -84,8 +125,8 @@ engine_load() { figure "$1" 's/^loaded ([0-9]+) accounts in ([0-9.]+) s; residen
 storm_figure() { figure "$work/storm.txt" "$1"; }
 e2e_row() { figure "$work/e2e.txt" "s/^\| $1 +\| (.*) \|$/\1/p"; }
 
-stored_max=$(e2e_row '\[max\] stored by the platform' | grep -oE '^[0-9]+' || echo 0)
-relayed=$(sed -nE 's/.*relayed ([0-9]+) msgs\/s.*/\1/p' "$work/relay.txt" 2>/dev/null | head -n1)
+stored_max=$(e2e_rate "$work/e2e.txt")
+relayed=$(relay_rate "$work/relay.txt" 2>/dev/null || echo 0)
 ratio="n/a"
 if [ -n "${relayed:-}" ] && [ "$relayed" -gt 0 ]; then
     ratio=$(python3 -c "print(f'{$stored_max / $relayed:.2f}')")
@@ -124,7 +165,8 @@ fi
     sed -nE '/^\| figure/,$ { /^\|(-| figure)/d; s/^\| ([^|]*[^ |]) +\| (.*) \|$/| e2e: \1 | \2 |/p }' "$work/e2e.txt"
     echo "| Mosquitto bare relay | $relay_line |"
     echo "| Mosquitto bare relay, CPU per relayed message | ${relay_cpu:-not printed} |"
-    echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s | $ratio |"
+    echo "| rounds, alternating: our stored / Mosquitto relayed msgs/s | $e2e_rates / $relay_rates (the e2e and relay rows are each side's median round) |"
+    echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s (medians) | $ratio |"
     echo "| CPU per message, server side: ours (broker, ingest, billing, durable commit) ÷ Mosquitto's (relay) | $cpu_ratio |"
 } >"$results"
 log "wrote $results"

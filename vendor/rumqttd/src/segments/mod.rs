@@ -149,15 +149,23 @@ where
             // segment allowed.
             let absolute_offset = self.active_segment().next_offset();
             // If active segment is full and segments are full, apply retention policy.
+            // Sunledger patch: the dropped segment's storage becomes the new active segment's,
+            // so a full log stops allocating: a new segment grew from nothing into fresh
+            // pages, and zeroing those pages and copying on each doubling cost the router
+            // about a tenth of its time under load.
+            let mut recycled = None;
             if self.memory_segments_count() >= self.max_mem_segments {
-                self.segments.pop_front();
+                recycled = self.segments.pop_front();
                 self.head += 1;
             }
 
             // Pushing a new segment into segments and updating the tail automatically changes
             // the active segment to a new empty one.
-            self.segments
-                .push_back(Segment::with_offset(absolute_offset));
+            let segment = match recycled {
+                Some(segment) => segment.recycle(absolute_offset),
+                None => Segment::with_offset(absolute_offset),
+            };
+            self.segments.push_back(segment);
             self.tail += 1;
         }
     }

@@ -35,6 +35,15 @@ where
             total_size: 0,
         }
     }
+    /// Sunledger patch: this segment emptied, keeping its storage, to start at
+    /// `absolute_offset` (see `CommitLog::apply_retention`).
+    pub(crate) fn recycle(mut self, absolute_offset: u64) -> Self {
+        self.data.clear();
+        self.total_size = 0;
+        self.absolute_offset = absolute_offset;
+        self
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             // Sunledger patch: grow on demand. Every subscription filter (one per device for
