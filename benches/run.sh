@@ -86,9 +86,11 @@ for round in $(seq "$rounds"); do
     fi
 done
 
+# One figure from a run's output: the first match of a sed expression.
+figure() { sed -nE "$2" "$1" | head -n1; }
 # The rate a round's output gives (e2e: stored at the best step; relay: relayed), 0 if none.
-e2e_rate() { sed -nE 's/^\| \[max\] stored by the platform +\| ([0-9]+) msgs\/s.*/\1/p' "$1" | head -n1 | grep . || echo 0; }
-relay_rate() { sed -nE 's/^relay [^c].*relayed ([0-9]+) msgs\/s.*/\1/p' "$1" | head -n1 | grep . || echo 0; }
+e2e_rate() { figure "$1" 's/^\| \[max\] stored by the platform +\| ([0-9]+) msgs\/s.*/\1/p' | grep . || echo 0; }
+relay_rate() { figure "$1" 's/^relay [^c].*relayed ([0-9]+) msgs\/s.*/\1/p' | grep . || echo 0; }
 # Of the round files after $1, the one whose rate (by the function named $1) is the median.
 median_round() {
     local rate=$1
@@ -114,8 +116,6 @@ if $mosquitto_ready; then
     relay_cpu=$(sed -nE 's/^relay cpu per relayed message: (.*)/\1/p' "$work/relay.txt" | head -n1)
 fi
 
-# One figure from a run's output: the first match of a sed expression.
-figure() { sed -nE "$2" "$1" | head -n1; }
 engine_rate() { figure "$1" 's/.*median ([0-9]+) readings\/s shuffled.*/\1/p'; }
 engine_in_order() { figure "$1" 's/.*readings\/s shuffled, ([0-9]+) in serial order.*/\1/p'; }
 engine_cores() { figure "$1" 's/.* in serial order, ([0-9.]+) cores busy.*/\1/p'; }

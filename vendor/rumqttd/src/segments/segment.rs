@@ -35,6 +35,7 @@ where
             total_size: 0,
         }
     }
+
     /// Sunledger patch: this segment emptied, keeping its storage, to start at
     /// `absolute_offset` (see `CommitLog::apply_retention`).
     pub(crate) fn recycle(mut self, absolute_offset: u64) -> Self {
