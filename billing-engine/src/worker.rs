@@ -139,6 +139,11 @@ impl PartitionHandle {
         }
     }
 
+    /// Whether the queue has no room: a producer that cannot wait in place answers so.
+    pub fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
     /// Events waiting in the queue.
     pub fn queue_depth(&self) -> usize {
         self.queue.len()

@@ -185,6 +185,7 @@ impl BrokerConfig {
                 auth: None::<HashMap<String, String>>,
                 external_auth: None,
                 dynamic_filters: true,
+                publish_tap: None,
             },
         }
     }

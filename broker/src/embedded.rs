@@ -17,6 +17,7 @@ use rumqttd::{Router, Server};
 use crate::acl::DeviceAcl;
 use crate::auth::{self, CredentialCheck};
 use crate::config::{BrokerConfig, ConfigError};
+use crate::tap::TapSlot;
 use crate::tls::TlsFileError;
 use crate::tls_front::TlsFront;
 
@@ -52,6 +53,7 @@ type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), Box<LinkError>> + Se
 pub struct EmbeddedBroker {
     make_link: Arc<LinkFactory>,
     listen: SocketAddr,
+    tap: Arc<TapSlot>,
 }
 
 /// An in-process connection to the router: `tx` publishes and subscribes, `rx` receives.
@@ -76,6 +78,8 @@ impl EmbeddedBroker {
         let router_tx = Router::new(0, config.router_config()).spawn();
         let mut settings = config.server_settings();
         settings.set_auth_handler(auth::handler(check));
+        let tap = Arc::new(TapSlot::default());
+        settings.connections.publish_tap = Some(tap.clone());
         let mut server = Server::new(settings, router_tx.clone(), DeviceAcl::new());
         std::thread::Builder::new()
             .name("mqtt-devices".to_owned())
@@ -107,6 +111,7 @@ impl EmbeddedBroker {
         Ok(EmbeddedBroker {
             make_link,
             listen: config.listen,
+            tap,
         })
     }
 
@@ -114,6 +119,12 @@ impl EmbeddedBroker {
     pub fn link(&self, client_id: &str) -> Result<Link, Box<LinkError>> {
         let (tx, rx) = (self.make_link)(client_id)?;
         Ok(Link { tx, rx })
+    }
+
+    /// The slot for the tap that takes device publishes before the router; until it is
+    /// filled, devices' publishes wait on their connections.
+    pub fn tap(&self) -> &TapSlot {
+        &self.tap
     }
 
     /// The address devices connect to.

@@ -16,16 +16,20 @@
 //! - [`embedded`]: starts the router, the device listener and the TLS front on their own
 //!   threads and hands out in-process links, through which the platform subscribes to device
 //!   topics and publishes commands.
+//! - [`tap`]: the slot through which ingest takes device telemetry and acks straight off the
+//!   connections, before the router.
 //!
 //! Data flow: device TCP (or TLS → [`tls_front`] → loopback TCP) → [`acl::DeviceAcl`] codec
-//! (refuses foreign topics) → rumqttd router (acks QoS 1 once it holds the message) →
-//! in-process link → `ingest`.
+//! (refuses foreign topics) → telemetry and acks: the [`tap`] (ingest; PUBACK once ingest
+//! queued them); other publishes: rumqttd router (PUBACK once it holds them) → in-process
+//! link → `ingest`.
 
 pub mod acl;
 pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod failure_limit;
+pub mod tap;
 pub mod tls;
 pub mod tls_front;
 
@@ -36,3 +40,4 @@ pub use rumqttd::local;
 pub use rumqttd::local::{LinkRx, LinkTx};
 pub use rumqttd::protocol::{Packet, Publish};
 pub use rumqttd::{Forward, Notification};
+pub use tap::{PublishTap, TapSlot, Tapped};

@@ -1,18 +1,18 @@
-//! The reader threads: broker links → decode → partition queues.
+//! The reader threads: broker links → decode → partition queues, for what the tap declines.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sunledger_billing::units::{Admission, UnitDirectory};
+use sunledger_billing::units::UnitDirectory;
 use sunledger_billing::worker::Engine;
 use sunledger_broker::local::LinkError;
 use sunledger_broker::{EmbeddedBroker, Link, Notification};
-use sunledger_proto::payload::Encoding;
-use sunledger_proto::topic::{ALL_ACKS, ALL_CMDS, ALL_STATUS, ALL_TELEMETRY};
+use sunledger_proto::topic::{ALL_CMDS, ALL_STATUS};
 
-use crate::decode::decode;
+use crate::intake::Intake;
+use crate::tap::DeviceTap;
 
 /// Name of the ingest stage's in-process broker connection.
 const LINK_CLIENT_ID: &str = "sunledger-ingest";
@@ -47,13 +47,16 @@ impl From<LinkError> for IngestError {
 
 /// The running ingest stage.
 pub struct Ingest {
+    broker: EmbeddedBroker,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Ingest {
-    /// Subscribes to every device topic, one in-process link and reader thread per filter, and
-    /// starts feeding `engine` with the events `directory` admits.
+    /// Puts the device tap (telemetry and acks) in `broker`'s slot, subscribes to the other
+    /// device topics (status, including the wills the router publishes, and commands), one
+    /// in-process link and reader thread per filter, and starts feeding `engine` with the
+    /// events `directory` admits.
     pub fn start(
         broker: &EmbeddedBroker,
         directory: Arc<UnitDirectory>,
@@ -61,24 +64,15 @@ impl Ingest {
     ) -> Result<Ingest, IngestError> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for (kind, filter) in [
-            ("telemetry", ALL_TELEMETRY),
-            ("ack", ALL_ACKS),
-            ("status", ALL_STATUS),
-            ("cmd", ALL_CMDS),
-        ] {
+        for (kind, filter) in [("status", ALL_STATUS), ("cmd", ALL_CMDS)] {
             let mut link = broker.link(&format!("{LINK_CLIENT_ID}-{kind}"))?;
             link.tx.subscribe(filter)?;
-            let accepted = |encoding: &'static str| metrics::counter!("sunledger_ingest_messages_total", "kind" => kind, "encoding" => encoding);
             let reader = Reader {
                 link,
                 kind,
-                accepted_protobuf: accepted("protobuf"),
-                accepted_json: accepted("json"),
+                intake: Intake::new(kind, directory.clone()),
                 skipped: metrics::counter!("sunledger_ingest_broker_skipped_total", "kind" => kind),
                 queue_full_waits: metrics::counter!("sunledger_ingest_queue_full_waits_total"),
-                unauthenticated: metrics::counter!("sunledger_ingest_unauthenticated_total"),
-                directory: directory.clone(),
                 engine: engine.clone(),
                 stop: stop.clone(),
                 last_offset: None,
@@ -89,11 +83,20 @@ impl Ingest {
                     .spawn(move || reader.run())?,
             );
         }
-        Ok(Ingest { stop, threads })
+        broker
+            .tap()
+            .fill(Arc::new(DeviceTap::new(directory, engine)));
+        Ok(Ingest {
+            broker: broker.clone(),
+            stop,
+            threads,
+        })
     }
 
-    /// Stops reading; events already queued are still applied by the engine's shutdown.
+    /// Stops taking and reading; events already queued are still applied by the engine's
+    /// shutdown. Device publishes offered to the tap from now on wait on their connections.
     pub fn shutdown(self) {
+        self.broker.tap().empty();
         self.stop.store(true, Ordering::SeqCst);
         for thread in self.threads {
             if thread.join().is_err() {
@@ -110,19 +113,12 @@ impl Ingest {
 struct Reader {
     link: Link,
     kind: &'static str,
-    /// Accepted messages by encoding, resolved once rather than per message.
-    accepted_protobuf: metrics::Counter,
-    accepted_json: metrics::Counter,
+    intake: Intake,
     /// Messages the broker evicted before they were read; registered at start so that
     /// dashboards show 0 rather than no data.
     skipped: metrics::Counter,
     /// Waits for room in a full partition queue (back-pressure), likewise registered at start.
     queue_full_waits: metrics::Counter,
-    /// Messages let in without a valid MAC because their unit is in development mode.
-    unauthenticated: metrics::Counter,
-    /// Who may send what: every telemetry and ack MAC is checked here, on this thread, so the
-    /// partitions spend their time on billing.
-    directory: Arc<UnitDirectory>,
     engine: Arc<Engine>,
     stop: Arc<AtomicBool>,
     last_offset: Option<u64>,
@@ -172,36 +168,11 @@ impl Reader {
     }
 
     fn forward(&self, topic: &[u8], payload: &[u8]) {
-        let decoded = decode(topic, payload, chrono::Utc::now().timestamp_millis())
-            .map_err(|rejection| rejection.as_str())
-            .and_then(|event| {
-                self.directory
-                    .admit(event)
-                    .map_err(|refusal| refusal.as_str())
-            });
-        let event = match decoded {
-            Ok(event) => {
-                // Status payloads are plain words; only telemetry and acks come in two encodings.
-                let json = self.kind != "status" && Encoding::of(payload) == Encoding::Json;
-                let accepted = if json {
-                    &self.accepted_json
-                } else {
-                    &self.accepted_protobuf
-                };
-                accepted.increment(1);
-                if event.admission() == Admission::Waived {
-                    self.unauthenticated.increment(1);
-                }
-                event
-            }
-            Err(reason) => {
-                metrics::counter!("sunledger_ingest_rejected_total", "reason" => reason)
-                    .increment(1);
-                return;
-            }
+        let Some(mut event) = self.intake.admit(topic, payload) else {
+            return;
         };
+        let tally = self.intake.tally(&event, payload);
         let partition = self.engine.partition_for(&event.event().serial);
-        let mut event = event;
         loop {
             match partition.try_push(event) {
                 Ok(()) => break,
@@ -214,5 +185,6 @@ impl Reader {
             }
         }
         partition.wake();
+        tally.count();
     }
 }

@@ -1,6 +1,7 @@
-//! Proves that when the billing engine falls behind, ingest's bounded queue makes the reader
-//! wait (counted) instead of dropping anything: with a 2-event queue and one event per commit,
-//! every one of a burst of readings is still applied, in order, exactly once.
+//! Proves that when the billing engine falls behind, the partition's bounded queue makes the
+//! device's connection wait (counted) instead of dropping anything: with a 2-event queue and
+//! one event per commit, every one of a burst of readings is still applied, in order, exactly
+//! once.
 //! (`broker_log_overflow.rs` covers what happens when the broker's own log overflows too.)
 
 use sunledger_tests::burst::{READINGS, WH_PER_READING, burst, slow_engine};

@@ -51,6 +51,26 @@ pub type AuthHandler = Arc<
         + Sync,
 >;
 
+/// Sunledger patch: what a [`PublishTap`] did with a publish it was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tapped {
+    /// The tap consumed the publish: it does not go to the router.
+    Taken,
+    /// Not the tap's: the publish goes to the router as usual.
+    Declined,
+    /// The tap's, but it has no room now: the connection stops reading and offers it again
+    /// shortly (back-pressure reaches the client through TCP).
+    Full,
+}
+
+/// Sunledger patch: takes a remote connection's publishes in its own task, before the router,
+/// for an embedding application that consumes some topics itself. A QoS 1 publish the tap
+/// took is PUBACKed like one the router took (after the tap returns `Taken`).
+pub trait PublishTap: Send + Sync {
+    /// Offers one publish on `topic`; called on the connection's runtime, so it must not block.
+    fn offer(&self, topic: &[u8], payload: &[u8]) -> Tapped;
+}
+
 #[derive(Debug, Default, Serialize, Deserialize, Clone)]
 pub struct Config {
     pub id: usize,
@@ -152,6 +172,9 @@ pub struct ConnectionSettings {
     pub external_auth: Option<AuthHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
+    /// Sunledger patch: see [`PublishTap`].
+    #[serde(skip)]
+    pub publish_tap: Option<Arc<dyn PublishTap>>,
 }
 
 impl ConnectionSettings {
@@ -177,6 +200,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("auth", &self.auth)
             .field("external_auth", &self.external_auth.is_some())
             .field("dynamic_filters", &self.dynamic_filters)
+            .field("publish_tap", &self.publish_tap.is_some())
             .finish()
     }
 }

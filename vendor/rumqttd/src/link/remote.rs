@@ -4,7 +4,7 @@ use crate::link::network::Network;
 use crate::local::LinkBuilder;
 use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol};
 use crate::router::{Event, Notification};
-use crate::{ConnectionId, ConnectionSettings};
+use crate::{ConnectionId, ConnectionSettings, PublishTap, Tapped};
 
 use flume::{RecvError, SendError, Sender, TrySendError};
 use std::cmp::min;
@@ -16,6 +16,12 @@ use subtle::ConstantTimeEq;
 use tokio::time::error::Elapsed;
 use tokio::{select, time};
 use tracing::{trace, Span};
+
+/// Sunledger patch: how long a connection first waits before offering a publish again to a
+/// full [`PublishTap`]; each further wait doubles, up to `TAP_FULL_WAIT_MAX`, so that a long
+/// stall of thousands of connections does not keep their runtime polling.
+const TAP_FULL_WAIT: Duration = Duration::from_micros(200);
+const TAP_FULL_WAIT_MAX: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,6 +64,12 @@ pub struct RemoteLink<P> {
     link_rx: LinkRx,
     notifications: VecDeque<Notification>,
     pub(crate) will_delay_interval: u32,
+    /// Sunledger patch: takes publishes before the router, if set (see [`PublishTap`]).
+    publish_tap: Option<Arc<dyn PublishTap>>,
+    /// Sunledger patch: packets read from the network, then those for the router; kept to
+    /// reuse their storage.
+    incoming: VecDeque<Packet>,
+    routed: VecDeque<Packet>,
 }
 
 impl<P: Protocol> RemoteLink<P> {
@@ -68,6 +80,7 @@ impl<P: Protocol> RemoteLink<P> {
         connect_packet: Packet,
         dynamic_filters: bool,
         assigned_client_id: Option<String>,
+        publish_tap: Option<Arc<dyn PublishTap>>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
             return Err(Error::NotConnectPacket(connect_packet));
@@ -124,6 +137,9 @@ impl<P: Protocol> RemoteLink<P> {
             // Sunledger patch: grows on demand (see `router::iobufs::Outgoing::new`).
             notifications: VecDeque::new(),
             will_delay_interval,
+            publish_tap,
+            incoming: VecDeque::new(),
+            routed: VecDeque::new(),
         })
     }
 
@@ -136,20 +152,23 @@ impl<P: Protocol> RemoteLink<P> {
             select! {
                 o = self.network.read() => {
                     let packet = o?;
-                    let (len, pubacks) = {
-                        let mut buffer = self.link_tx.buffer();
-                        let queued = buffer.len();
-                        buffer.push_back(packet);
-                        self.network.readv(&mut buffer)?;
-                        let pubacks = self.network.stage_pubacks(buffer.range(queued..))?;
-                        (buffer.len(), pubacks)
-                    };
-
-                    trace!("Packets read from network, count = {}", len);
-                    self.link_tx.notify().await?;
-                    // Sunledger patch: the router has these publishes now, so their PUBACKs
-                    // go out in this same wake-up rather than making a round trip through
-                    // the router (its ack, then an eventfd wake of this runtime per publish).
+                    self.incoming.push_back(packet);
+                    self.network.readv(&mut self.incoming)?;
+                    trace!("Packets read from network, count = {}", self.incoming.len());
+                    // Sunledger patch: the PUBACKs of the QoS 1 publishes read, in order; they
+                    // go out in this same wake-up once the tap or the router has each publish,
+                    // rather than making a round trip through the router (its ack, then an
+                    // eventfd wake of this runtime per publish).
+                    let pubacks = self.network.stage_pubacks(self.incoming.iter())?;
+                    while let Some(packet) = self.incoming.pop_front() {
+                        if !tapped(self.publish_tap.as_ref(), &packet).await {
+                            self.routed.push_back(packet);
+                        }
+                    }
+                    if !self.routed.is_empty() {
+                        self.link_tx.buffer().append(&mut self.routed);
+                        self.link_tx.notify().await?;
+                    }
                     if pubacks > 0 {
                         self.network.flush().await?;
                     }
@@ -174,6 +193,25 @@ impl<P: Protocol> RemoteLink<P> {
                         self.link_rx.wake().await?;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Sunledger patch: offers `packet`, if a publish, to `tap`, waiting while the tap is full;
+/// returns whether the tap took it.
+async fn tapped(tap: Option<&Arc<dyn PublishTap>>, packet: &Packet) -> bool {
+    let (Some(tap), Packet::Publish(publish, _)) = (tap, packet) else {
+        return false;
+    };
+    let mut wait = TAP_FULL_WAIT;
+    loop {
+        match tap.offer(&publish.topic, &publish.payload) {
+            Tapped::Taken => return true,
+            Tapped::Declined => return false,
+            Tapped::Full => {
+                time::sleep(wait).await;
+                wait = min(wait * 2, TAP_FULL_WAIT_MAX);
             }
         }
     }
@@ -293,6 +331,7 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            publish_tap: None,
         }
     }
 
