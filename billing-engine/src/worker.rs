@@ -144,11 +144,6 @@ impl PartitionHandle {
         self.queue.is_full()
     }
 
-    /// Events waiting in the queue.
-    pub fn queue_depth(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Queues `job` for the partition thread; its answer arrives on the returned receiver.
     fn ask<T: Send + 'static>(
         &self,
