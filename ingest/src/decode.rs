@@ -28,8 +28,21 @@ impl Rejection {
 
 /// Decodes the message published on `topic`, stamping it with the server time it arrived.
 pub fn decode(topic: &[u8], payload: &[u8], received_at_ms: i64) -> Result<DeviceEvent, Rejection> {
+    decode_on(parse_topic(topic)?, payload, received_at_ms)
+}
+
+/// The device topic a message was published on.
+pub fn parse_topic(topic: &[u8]) -> Result<DeviceTopic<'_>, Rejection> {
     let topic = std::str::from_utf8(topic).map_err(|_| Rejection::BadTopic)?;
-    let topic = DeviceTopic::parse(topic).map_err(|_| Rejection::BadTopic)?;
+    DeviceTopic::parse(topic).map_err(|_| Rejection::BadTopic)
+}
+
+/// [`decode`] for a topic already parsed (the tap parses it to choose its messages).
+pub fn decode_on(
+    topic: DeviceTopic<'_>,
+    payload: &[u8],
+    received_at_ms: i64,
+) -> Result<DeviceEvent, Rejection> {
     let body = match topic.kind {
         TopicKind::Telemetry => EventBody::Telemetry(
             payload::decode_telemetry(payload).map_err(|_| Rejection::Malformed)?,

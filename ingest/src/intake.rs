@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use sunledger_billing::event::DeviceEvent;
 use sunledger_billing::units::{Admission, Admitted, UnitDirectory};
 use sunledger_proto::payload::Encoding;
+use sunledger_proto::topic::DeviceTopic;
 
-use crate::decode::decode;
+use crate::decode::{Rejection, decode, decode_on};
 
 /// Decodes, admits and counts the messages of one topic kind.
 pub(crate) struct Intake {
@@ -52,7 +54,16 @@ impl Intake {
 
     /// Decodes and admits one message; a refused one is counted by reason and dropped.
     pub(crate) fn admit(&self, topic: &[u8], payload: &[u8]) -> Option<Admitted> {
-        let admitted = decode(topic, payload, chrono::Utc::now().timestamp_millis())
+        self.admit_decoded(decode(topic, payload, now_ms()))
+    }
+
+    /// [`Intake::admit`] for a message whose topic is already parsed.
+    pub(crate) fn admit_on(&self, topic: DeviceTopic<'_>, payload: &[u8]) -> Option<Admitted> {
+        self.admit_decoded(decode_on(topic, payload, now_ms()))
+    }
+
+    fn admit_decoded(&self, decoded: Result<DeviceEvent, Rejection>) -> Option<Admitted> {
+        let admitted = decoded
             .map_err(|rejection| rejection.as_str())
             .and_then(|event| {
                 self.directory
@@ -83,4 +94,9 @@ impl Intake {
                 .then_some(&self.unauthenticated),
         }
     }
+}
+
+/// The server time a message arrived, as decoded events carry it.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use sunledger_billing::units::UnitDirectory;
 use sunledger_billing::worker::Engine;
 use sunledger_broker::{PublishTap, Tapped};
-use sunledger_proto::topic::{DeviceTopic, TopicKind};
+use sunledger_proto::topic::TopicKind;
 
+use crate::decode::parse_topic;
 use crate::intake::Intake;
 
 /// The tap ingest puts in the broker's slot.
@@ -40,10 +41,7 @@ impl DeviceTap {
 
 impl PublishTap for DeviceTap {
     fn offer(&self, topic: &[u8], payload: &[u8]) -> Tapped {
-        let Some(device_topic) = std::str::from_utf8(topic)
-            .ok()
-            .and_then(|topic| DeviceTopic::parse(topic).ok())
-        else {
+        let Ok(device_topic) = parse_topic(topic) else {
             return Tapped::Declined;
         };
         let intake = match device_topic.kind {
@@ -59,7 +57,7 @@ impl PublishTap for DeviceTap {
             partition.wake();
             return Tapped::Full;
         }
-        let Some(event) = intake.admit(topic, payload) else {
+        let Some(event) = intake.admit_on(device_topic, payload) else {
             return Tapped::Taken;
         };
         let tally = intake.tally(&event, payload);
