@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use sunledger_billing::units::UnitDirectory;
-use sunledger_billing::worker::Engine;
+use sunledger_billing::worker::{Engine, PartitionHandle};
 use sunledger_broker::{PublishTap, Tapped};
 use sunledger_proto::topic::TopicKind;
 
@@ -37,6 +37,13 @@ impl DeviceTap {
             queue_full_waits: metrics::counter!("sunledger_ingest_queue_full_waits_total"),
         }
     }
+
+    /// Counts a wait for room in `partition`'s queue and makes sure its thread is draining it.
+    fn full(&self, partition: &PartitionHandle) -> Tapped {
+        self.queue_full_waits.increment(1);
+        partition.wake();
+        Tapped::Full
+    }
 }
 
 impl PublishTap for DeviceTap {
@@ -53,25 +60,17 @@ impl PublishTap for DeviceTap {
         let partition = self.engine.partition_for(device_topic.serial);
         // Checked before the MAC, which a full queue would have checked again on every offer.
         if partition.is_full() {
-            self.queue_full_waits.increment(1);
-            partition.wake();
-            return Tapped::Full;
+            return self.full(partition);
         }
         let Some(event) = intake.admit_on(device_topic, payload) else {
             return Tapped::Taken;
         };
         let tally = intake.tally(&event, payload);
-        let queued = partition.try_push(event);
-        partition.wake();
-        match queued {
-            Ok(()) => {
-                tally.count();
-                Tapped::Taken
-            }
-            Err(_) => {
-                self.queue_full_waits.increment(1);
-                Tapped::Full
-            }
+        if partition.try_push(event).is_err() {
+            return self.full(partition);
         }
+        partition.wake();
+        tally.count();
+        Tapped::Taken
     }
 }
