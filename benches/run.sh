@@ -10,7 +10,8 @@
 # engine-throughput (100,000 accounts, sealed readings, on two CPUs and pinned to one; then
 # 10,000 vs 1,000,000 for scale),
 # reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
-# the issue's figure), e2e (the whole server in-process under a simulated fleet), and relay:
+# the issue's figure), tcp-ceiling (bare loopback TCP round trips of a telemetry PUBLISH and
+# its PUBACK on as many connections: what no MQTT server on this machine can exceed), e2e (the whole server in-process under a simulated fleet), and relay:
 # the same fleet against Mosquitto (installed with apt-get if missing; skipped with a note if
 # that fails). e2e and relay run `rounds` times (default 3), alternating, because this shared
 # host's speed drifts by more than the difference being measured: RESULTS.md gives every
@@ -74,10 +75,13 @@ EOF
     wait "$mosquitto_pid" 2>/dev/null || true
 }
 
+ceiling_rounds=()
 e2e_rounds=()
 relay_rounds=()
 for round in $(seq "$rounds"); do
     log "round $round of $rounds: e2e, $devices devices, $seconds s per phase"
+    ceiling_rounds+=("$work/ceiling-$round.txt")
+    "$bin/tcp-ceiling" "$devices" 10 | tee "$work/ceiling-$round.txt"
     e2e_rounds+=("$work/e2e-$round.txt")
     "$bin/e2e" "$devices" "$seconds" "$interval_ms" | tee "$work/e2e-$round.txt"
     if $mosquitto_ready; then
@@ -103,6 +107,11 @@ round_rates() {
     shift
     for file in "$@"; do $rate "$file"; done | paste -sd/
 }
+ceiling_rate() { figure "$1" 's/.*nothing parsed or stored: ([0-9]+) round trips\/s.*/\1/p' | grep . || echo 0; }
+cp "$(median_round ceiling_rate "${ceiling_rounds[@]}")" "$work/ceiling.txt"
+ceiling_rates=$(round_rates ceiling_rate "${ceiling_rounds[@]}")
+# A rate as a share of the median round's loopback ceiling.
+of_ceiling() { python3 -c "print(f'{$1 / max($(ceiling_rate "$work/ceiling.txt"), 1):.2f}')"; }
 cp "$(median_round e2e_rate "${e2e_rounds[@]}")" "$work/e2e.txt"
 e2e_rates=$(round_rates e2e_rate "${e2e_rounds[@]}")
 
@@ -166,7 +175,10 @@ fi
     echo "| Mosquitto bare relay | $relay_line |"
     echo "| Mosquitto bare relay, CPU per relayed message | ${relay_cpu:-not printed} |"
     echo "| rounds, alternating: our stored / Mosquitto relayed msgs/s | $e2e_rates / $relay_rates (the e2e and relay rows are each side's median round) |"
+    echo "| loopback TCP ceiling, $devices connections: a telemetry PUBLISH and its PUBACK per round trip, no broker or billing (\`tcp-ceiling\`), median round | $(figure "$work/ceiling.txt" 's/.*nothing parsed or stored: ([0-9]+) round trips\/s; CPU per round trip: (.*)/\1 round trips\/s; \2/p') |"
+    echo "| loopback TCP ceiling by round (round trips/s) | $ceiling_rates |"
     echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s (medians) | $ratio |"
+    echo "| share of the loopback TCP ceiling (medians): our stored / Mosquitto relayed | $(of_ceiling "$stored_max") / $(of_ceiling "${relayed:-0}") |"
     echo "| CPU per message, server side: ours (broker, ingest, billing, durable commit) ÷ Mosquitto's (relay) | $cpu_ratio |"
 } >"$results"
 log "wrote $results"

@@ -103,6 +103,11 @@ impl ChildConversation {
         })
     }
 
+    /// The child's process id, to read its CPU time.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes `text` and a line end, and flushes.
     pub fn send(&mut self, text: &str) -> anyhow::Result<()> {
         let what = self.what;
