@@ -4,8 +4,8 @@
 //! `connections` client sockets in this process each send the exact bytes of one telemetry
 //! PUBLISH (QoS 1, a sealed reading on a device's topic), wait for the 4 bytes of a PUBACK,
 //! and send again at once. The other end, a child process (this binary again, role
-//! [`ACKER_ROLE`]), answers every complete PUBLISH with a PUBACK and parses nothing else. Each
-//! side runs a tokio runtime like the server's and the fleet's. So each round trip is what a
+//! [`ACKER_ROLE`]), answers every complete PUBLISH with a PUBACK and parses nothing else. Both
+//! sides use tokio, as the server and the fleet do. So each round trip is what a
 //! device's report costs at the least: one write and one read on each side of a loopback
 //! connection among `connections` open ones. It prints round trips per second, the CPU each
 //! side spent per round trip, and the most this machine's CPUs could carry at that cost.
