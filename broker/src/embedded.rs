@@ -23,6 +23,8 @@ use crate::tls_front::TlsFront;
 
 /// How long [`EmbeddedBroker::start`] waits for the device listener to accept connections.
 const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
+/// The name of the threads serving device connections, as profilers and `/proc` show it.
+const CONNECTION_THREAD: &str = "mqtt-devices";
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,20 +83,16 @@ impl EmbeddedBroker {
         let tap = Arc::new(TapSlot::default());
         settings.connections.publish_tap = Some(tap.clone());
         let mut server = Server::new(settings, router_tx.clone(), DeviceAcl::new());
+        let connection_threads = config.connection_threads;
         std::thread::Builder::new()
-            .name("mqtt-devices".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(runtime) => runtime.block_on(async {
-                        if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
-                            tracing::error!(%error, "MQTT device listener stopped");
-                        }
-                    }),
-                    Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
-                }
+            .name(CONNECTION_THREAD.to_owned())
+            .spawn(move || match connection_runtime(connection_threads) {
+                Ok(runtime) => runtime.block_on(async {
+                    if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
+                        tracing::error!(%error, "MQTT device listener stopped");
+                    }
+                }),
+                Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
             })?;
         wait_until_listening(config.listen)?;
         if let Some(front) = tls_front {
@@ -131,6 +129,19 @@ impl EmbeddedBroker {
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
     }
+}
+
+/// The runtime serving device connections: tokio's current-thread scheduler for one thread
+/// (the least overhead per message), its multi-thread one for more.
+fn connection_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.thread_name(CONNECTION_THREAD).enable_all().build()
 }
 
 /// Where a client in this process reaches a listener bound to `listen` (the unspecified
