@@ -38,6 +38,20 @@ use tokio::sync::mpsc;
 /// How long tests wait for something to happen before failing.
 pub const WAIT_MAX: Duration = Duration::from_secs(10);
 
+/// A reading of a unit's first boot with its load on: sequence number, device time
+/// (seconds) and cumulative load and USB counters (Wh), not yet sealed.
+pub fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Telemetry {
+    Telemetry {
+        seq,
+        ts,
+        load_wh,
+        usb_wh,
+        boot: 1,
+        load_on: true,
+        ..Telemetry::default()
+    }
+}
+
 /// A loopback address with a port that was free a moment ago and that no other test of this
 /// process was given: tests run in parallel threads, and the kernel may hand a port that one
 /// test released before binding it to another test asking a moment later.

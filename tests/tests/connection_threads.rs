@@ -2,20 +2,7 @@
 //! threads and that readings arrive over them exactly as over one. Alone in its test binary,
 //! so the threads counted are this server's.
 
-use sunledger_proto::device::Telemetry;
-use sunledger_tests::{Device, TestServer};
-
-fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Telemetry {
-    Telemetry {
-        seq,
-        ts,
-        load_wh,
-        usb_wh,
-        boot: 1,
-        load_on: true,
-        ..Telemetry::default()
-    }
-}
+use sunledger_tests::{Device, TestServer, reading};
 
 /// Devices served by a multi-threaded connection runtime (`connection_threads = 2`) are
 /// stored exactly as on one thread, and the setting really starts that many threads.

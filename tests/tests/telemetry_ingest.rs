@@ -5,24 +5,11 @@
 
 use prost::Message;
 use sunledger_proto::authenticity;
-use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::{TopicKind, device_topic};
-use sunledger_tests::{Device, TestServer, WAIT_MAX, raw_mqtt};
+use sunledger_tests::{Device, TestServer, WAIT_MAX, raw_mqtt, reading};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SERIAL: &str = "SL-TELEMETRY-1";
-
-fn reading(seq: u64, ts: i64, load_wh: u64, usb_wh: u64) -> Telemetry {
-    Telemetry {
-        seq,
-        ts,
-        load_wh,
-        usb_wh,
-        boot: 1,
-        load_on: true,
-        ..Telemetry::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_in_both_encodings_is_counted_stored_and_survives_a_restart() {
