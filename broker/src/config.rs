@@ -34,7 +34,8 @@ pub struct BrokerConfig {
     /// Threads serving device connections (reading and parsing MQTT, authentication, ingest's
     /// tap, PUBACKs). One thread has the least overhead per message and carries about
     /// 40,000 msgs/s on one core of the benchmark machine, far beyond a real fleet's load;
-    /// more let a larger machine spread its connections over more cores.
+    /// more let a larger machine spread its connections over more cores. The TLS listener, if
+    /// set, gets as many threads of its own for handshakes and decryption.
     pub connection_threads: usize,
     /// A second device listener speaking MQTT over TLS (`[broker.tls]`); none unless set.
     pub tls: Option<BrokerTls>,

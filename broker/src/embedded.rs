@@ -19,7 +19,7 @@ use crate::auth::{self, CredentialCheck};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::tap::TapSlot;
 use crate::tls::TlsFileError;
-use crate::tls_front::TlsFront;
+use crate::tls_front::{TLS_THREAD, TlsFront};
 
 /// How long [`EmbeddedBroker::start`] waits for the device listener to accept connections.
 const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -86,18 +86,20 @@ impl EmbeddedBroker {
         let connection_threads = config.connection_threads;
         std::thread::Builder::new()
             .name(CONNECTION_THREAD.to_owned())
-            .spawn(move || match connection_runtime(connection_threads) {
-                Ok(runtime) => runtime.block_on(async {
-                    if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
-                        tracing::error!(%error, "MQTT device listener stopped");
-                    }
-                }),
-                Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
-            })?;
+            .spawn(
+                move || match connection_runtime(connection_threads, CONNECTION_THREAD) {
+                    Ok(runtime) => runtime.block_on(async {
+                        if let Err(error) = server.start(rumqttd::LinkType::Remote).await {
+                            tracing::error!(%error, "MQTT device listener stopped");
+                        }
+                    }),
+                    Err(error) => tracing::error!(%error, "MQTT device listener runtime failed"),
+                },
+            )?;
         wait_until_listening(config.listen)?;
         if let Some(front) = tls_front {
             std::thread::Builder::new()
-                .name("mqtt-tls".to_owned())
+                .name(TLS_THREAD.to_owned())
                 .spawn(move || front.run())?;
         }
         let make_link = Arc::new(move |client_id: &str| {
@@ -131,9 +133,12 @@ impl EmbeddedBroker {
     }
 }
 
-/// The runtime serving device connections: tokio's current-thread scheduler for one thread
-/// (the least overhead per message), its multi-thread one for more.
-fn connection_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+/// A runtime serving device connections on threads named `name`: tokio's current-thread
+/// scheduler for one thread (the least overhead per message), its multi-thread one for more.
+pub(crate) fn connection_runtime(
+    threads: usize,
+    name: &str,
+) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -141,7 +146,7 @@ fn connection_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime
         builder.worker_threads(threads);
         builder
     };
-    builder.thread_name(CONNECTION_THREAD).enable_all().build()
+    builder.thread_name(name).enable_all().build()
 }
 
 /// Where a client in this process reaches a listener bound to `listen` (the unspecified

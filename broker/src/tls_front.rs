@@ -22,11 +22,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{BrokerConfig, BrokerTls};
-use crate::embedded::StartError;
+use crate::embedded::{StartError, connection_runtime};
 
 /// How long the accept loop pauses after a failed accept (e.g. out of file descriptors), so
 /// the failure is not retried in a hot loop.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The name of the TLS listener's threads.
+pub(crate) const TLS_THREAD: &str = "mqtt-tls";
 
 /// A bound TLS listener, ready to run on its own thread.
 pub(crate) struct TlsFront {
@@ -36,6 +38,8 @@ pub(crate) struct TlsFront {
     upstream: SocketAddr,
     handshake_timeout: Duration,
     handshakes: Arc<Semaphore>,
+    /// Threads for handshakes and relaying (`connection_threads`, as for plain devices).
+    threads: usize,
 }
 
 impl TlsFront {
@@ -55,16 +59,14 @@ impl TlsFront {
             upstream,
             handshake_timeout: Duration::from_millis(config.connect_timeout_ms.into()),
             handshakes: Arc::new(Semaphore::new(tls.handshakes_max)),
+            threads: config.connection_threads,
         })
     }
 
-    /// Serves TLS devices on a single-threaded runtime of the calling thread, until the
+    /// Serves TLS devices from the calling thread, on `connection_threads` threads, until the
     /// process ends.
     pub(crate) fn run(self) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match runtime {
+        match connection_runtime(self.threads, TLS_THREAD) {
             Ok(runtime) => runtime.block_on(self.serve()),
             Err(error) => tracing::error!(%error, "MQTT TLS listener runtime failed"),
         }
