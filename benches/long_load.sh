@@ -6,14 +6,16 @@
 # (every acknowledged reading stored, every ledger summing to its balance) and the server's
 # drop and rejection counters.
 #
-#   benches/long_load.sh [devices] [minutes]
+#   benches/long_load.sh [devices] [minutes] [connection_threads]
 #
+# connection_threads (default 1, the server's default) is `[broker] connection_threads`.
 # Needs about 2 × devices open files (the container's hard limit is 20,000 here, hence two
 # processes). Run on an otherwise idle machine.
 set -euo pipefail
 
 devices=${1:-10000}
 minutes=${2:-10}
+threads=${3:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 report="$root/benches/LONG_LOAD.md"
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -43,7 +45,8 @@ token=$("$bin" admin create-org --name "Long load" --country KE --currency KES \
 # shows whether anything grows beyond them.
 cache_mib=16 segment_mib=2 segments=4
 printf '%s\n' "storage_cache_bytes = $((cache_mib << 20))" '[broker]' \
-    "segment_bytes_max = $((segment_mib << 20))" "segments_max = $segments" >"$work/long.toml"
+    "segment_bytes_max = $((segment_mib << 20))" "segments_max = $segments" \
+    "connection_threads = $threads" >"$work/long.toml"
 log "serving on mqtt $mqtt, grpc $grpc, metrics $metrics"
 RUST_LOG=warn,rumqttd=off "$bin" serve --config "$work/long.toml" --mqtt-listen "127.0.0.1:$mqtt" \
     --grpc-listen "127.0.0.1:$grpc" --metrics-listen "127.0.0.1:$metrics" \
@@ -83,9 +86,9 @@ wait "$server_pid" 2>/dev/null || true
 server_pid=""
 
 python3 - "$work" "$devices" "$minutes" "$report" "$(git rev-parse --short HEAD)" \
-    "$cache_mib" "$segment_mib" "$segments" <<'EOF'
+    "$cache_mib" "$segment_mib" "$segments" "$threads" <<'EOF'
 import json, re, sys, datetime, os
-work, devices, minutes, report, commit, cache_mib, segment_mib, segments = sys.argv[1:9]
+work, devices, minutes, report, commit, cache_mib, segment_mib, segments, threads = sys.argv[1:10]
 sim = json.load(open(f"{work}/sim.json"))
 rows = [line.split() for line in open(f"{work}/rss.txt") if line.strip()]
 samples = [(int(t), int(kb), float(c)) for t, kb, c in rows]
@@ -116,10 +119,11 @@ def slope(points):
 audit = sim.get("audit") or {}
 lines = [
     "# Long load run", "",
-    f"Written by `benches/long_load.sh {devices} {minutes}` on {datetime.date.today()}, commit {commit}, "
+    f"Written by `benches/long_load.sh {devices} {minutes} {threads}` on {datetime.date.today()}, commit {commit}, "
     f"{os.cpu_count()} CPUs; server and simulator as two processes on loopback.", "",
     "| | |", "|---|---|",
     f"| devices | {devices} |",
+    f"| threads serving device connections (`[broker] connection_threads`) | {threads} |",
     f"| memory caps | database page cache {cache_mib} MiB (`storage_cache_bytes`); broker log {segments} × {segment_mib} MiB per subscription (`[broker] segment_bytes_max`, `segments_max`) |",
     f"| duration | {minutes} min fully connected asked; {online_max:.0f} of {devices} online from t={first[0]} s to t={last[0]} s ({(last[0] - first[0]) / 60:.1f} min sampled) |",
     f"| simulator | {json.dumps({k: v for k, v in sim.items() if not isinstance(v, (dict, list))})} |",
