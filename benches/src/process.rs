@@ -140,6 +140,17 @@ impl ChildConversation {
     }
 }
 
+/// Descriptors a benchmark's connection-holding process keeps beyond one per connection:
+/// stdio, its runtime's, the pipes to its parent.
+const CONNECTIONS_FD_SPARE: u64 = 256;
+
+/// [`raise_fd_limit`] for a process that holds one end of each of `connections` sockets and
+/// little else: a simulated fleet, the reconnect storm's clients, either side of
+/// `tcp-ceiling`.
+pub fn raise_fd_limit_for_connections(connections: u64) -> std::io::Result<FdLimit> {
+    raise_fd_limit(connections + CONNECTIONS_FD_SPARE)
+}
+
 /// The open-file limit before and after [`raise_fd_limit`], for printing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdLimit {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rumqttc::{PubAck, Publish, QoS};
 use sunledger_benches::process::{
-    ChildConversation, cpu_seconds, process_cpu_seconds, raise_fd_limit,
+    ChildConversation, cpu_seconds, process_cpu_seconds, raise_fd_limit_for_connections,
 };
 use sunledger_proto::authenticity::{self, DeviceKey};
 use sunledger_proto::device::Telemetry;
@@ -33,8 +33,6 @@ use tokio::net::{TcpListener, TcpStream};
 const ACKER_ROLE: &str = "acker";
 /// Round trips before measuring, so every connection is past its first.
 const WARM_UP: Duration = Duration::from_secs(2);
-/// Descriptors each process keeps beyond one per connection.
-const FD_SPARE: u64 = 256;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -44,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut arg = sunledger_benches::numeric_args(args);
     let (connections, seconds) = (arg(10_000)?, arg(10)?);
-    raise_fd_limit(connections + FD_SPARE)?;
+    raise_fd_limit_for_connections(connections)?;
     let publish = telemetry_publish()?;
     let mut child = ChildConversation::spawn("acker process", &[ACKER_ROLE.to_owned()])?;
     child.send(&format!("{connections} {}", publish.len()))?;
@@ -146,7 +144,7 @@ async fn acker() -> anyhow::Result<()> {
     let (Some(Ok(connections)), Some(Ok(frame_len))) = (numbers.next(), numbers.next()) else {
         anyhow::bail!("acker: expected `connections frame_len`, got {line:?}");
     };
-    raise_fd_limit(connections + FD_SPARE)?;
+    raise_fd_limit_for_connections(connections)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
     tokio::spawn(async move {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sunledger_benches::process::{
-    ChildConversation, raise_fd_limit, resident_bytes, thread_cpu_seconds,
+    ChildConversation, raise_fd_limit_for_connections, resident_bytes, thread_cpu_seconds,
 };
 use sunledger_sim::audit::Audit;
 use sunledger_sim::credentials::{format_credentials, parse_credentials};
@@ -31,8 +31,6 @@ use sunledger_sim::{DeviceCredentials, Fleet, SimConfig};
 
 /// The first argument that makes this binary the fleet's process.
 pub const FLEET_ROLE: &str = "fleet";
-/// Descriptors the child keeps beyond one per device.
-const FD_SPARE: u64 = 256;
 /// How long the fleet may go without one more device connecting before the child stops
 /// waiting for the rest.
 const CONNECT_STALL_MAX: Duration = Duration::from_secs(30);
@@ -140,7 +138,7 @@ pub fn run_child(args: &[String]) -> anyhow::Result<()> {
     let broker: SocketAddr = broker.parse()?;
     let mut input = std::io::stdin().lock();
     let credentials = parse_credentials(&lines_until_end(&mut input)?)?;
-    raise_fd_limit(credentials.len() as u64 + FD_SPARE)?;
+    raise_fd_limit_for_connections(credentials.len() as u64)?;
     let config = SimConfig {
         broker_host: broker.ip().to_string(),
         broker_port: broker.port(),

@@ -32,8 +32,6 @@ const KEEP_ALIVE_S: u16 = 300;
 /// Interval between TCP handshakes in `paced` mode: slower than rumqttd 0.20 accepts (one
 /// connection per millisecond at best), so its 128-deep accept queue does not overflow.
 const PACE: Duration = Duration::from_micros(1_250);
-/// Descriptors beyond one per connection: stdio, the runtime.
-const FD_SPARE: u64 = 256;
 
 /// How the child connects its units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +126,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         };
         packets.push(connect_packet(serial, password, KEEP_ALIVE_S));
     }
-    sunledger_benches::process::raise_fd_limit(packets.len() as u64 + FD_SPARE)?;
+    sunledger_benches::process::raise_fd_limit_for_connections(packets.len() as u64)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
