@@ -93,6 +93,23 @@ pub fn id<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, FieldViolati
     }
 }
 
+/// The longest grace an old key may be given: long enough to reach every unit of a fleet,
+/// short enough that a forgotten rotation does not leave two keys working for good.
+pub const GRACE_SECONDS_MAX: i64 = 90 * 24 * 3600;
+
+/// How long a rotated key's predecessor keeps working, in seconds: 0 (at once, for a leaked
+/// key) to [`GRACE_SECONDS_MAX`].
+pub fn grace_seconds(field: &'static str, seconds: i64) -> Result<i64, FieldViolation> {
+    if (0..=GRACE_SECONDS_MAX).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(FieldViolation::new(
+            field,
+            format!("must be between 0 and {GRACE_SECONDS_MAX} (90 days)"),
+        ))
+    }
+}
+
 /// A box that must be ticked, such as the acceptance of the terms and conditions.
 pub fn accepted(field: &'static str, ticked: bool) -> Result<(), FieldViolation> {
     match ticked {

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use sunledger_billing::store::CommandKeys;
 
 use super::audit::AuditAction;
-use super::units::GRACE_SECONDS_MAX;
 use super::{Directory, DirectoryError};
 use crate::roles::Caller;
-use crate::validate::FieldViolation;
+use crate::validate;
 
 impl Directory {
     /// Organisation `org_id`'s command keys (current, and the next during a rotation) and the
@@ -25,13 +24,7 @@ impl Directory {
         caller: &Caller,
         grace_seconds: i64,
     ) -> Result<(), DirectoryError> {
-        if !(0..=GRACE_SECONDS_MAX).contains(&grace_seconds) {
-            return Err(FieldViolation::new(
-                "grace_seconds",
-                format!("must be between 0 and {GRACE_SECONDS_MAX} (90 days)"),
-            )
-            .into());
-        }
+        let grace_seconds = validate::grace_seconds("grace_seconds", grace_seconds)?;
         let now_ms = self.clock.now().timestamp_millis();
         let outcome = self.change(&caller.org_id, &caller.member_id, |change| {
             let new = self.store.rotate_command_key_in(

@@ -13,7 +13,7 @@ mod keypad;
 mod listing;
 mod registration;
 
-pub use device_keys::{GRACE_SECONDS_MAX, RotatedKey};
+pub use device_keys::RotatedKey;
 pub use keypad::{KeypadInput, TokenSent};
 pub use listing::{UnitFilter, UnitPosition};
 

@@ -7,11 +7,7 @@ use super::super::audit::AuditAction;
 use super::super::{Directory, DirectoryError};
 use super::{UNITS, serial, unit_in};
 use crate::roles::Caller;
-use crate::validate::FieldViolation;
-
-/// The longest grace an old key may be given: long enough to reach every unit of a fleet,
-/// short enough that a forgotten rotation does not leave two keys working for good.
-pub const GRACE_SECONDS_MAX: i64 = 90 * 24 * 3600;
+use crate::validate;
 
 /// A rotated key, as returned once to the Admin.
 #[derive(Debug)]
@@ -34,13 +30,7 @@ impl Directory {
         credentials: &UnitDirectory,
     ) -> Result<RotatedKey, DirectoryError> {
         let serial = serial("serial", serial_raw)?;
-        if !(0..=GRACE_SECONDS_MAX).contains(&grace_seconds) {
-            return Err(FieldViolation::new(
-                "grace_seconds",
-                format!("must be between 0 and {GRACE_SECONDS_MAX} (90 days)"),
-            )
-            .into());
-        }
+        let grace_seconds = validate::grace_seconds("grace_seconds", grace_seconds)?;
         let now_ms = self.clock.now().timestamp_millis();
         let (record, key) = self.change(&caller.org_id, &caller.member_id, |change| {
             let unit = unit_in(&change.txn.open_table(UNITS)?, change.org_id, serial)?;
