@@ -11,7 +11,9 @@
 # 10,000 vs 1,000,000 for scale),
 # reconnect-storm (10,000 units reconnecting at once after a restart, whatever `devices` is:
 # the issue's figure), tcp-ceiling (bare loopback TCP round trips of a telemetry PUBLISH and
-# its PUBACK on as many connections: what no MQTT server on this machine can exceed), e2e (the whole server in-process under a simulated fleet), and relay:
+# its PUBACK on as many connections: what no MQTT server on this machine can exceed; then
+# QoS 0 PUBLISHes nothing answers, paced at the issue's 200,000 msgs/s), e2e (the whole
+# server in-process under a simulated fleet), and relay:
 # the same fleet against Mosquitto (installed with apt-get if missing; skipped with a note if
 # that fails). e2e and relay run `rounds` times (default 3), alternating, because this shared
 # host's speed drifts by more than the difference being measured: RESULTS.md gives every
@@ -110,6 +112,8 @@ round_rates() {
 ceiling_rate() { figure "$1" 's/.*nothing parsed or stored: ([0-9]+) round trips\/s.*/\1/p' | grep . || echo 0; }
 cp "$(median_round ceiling_rate "${ceiling_rounds[@]}")" "$work/ceiling.txt"
 ceiling_rates=$(round_rates ceiling_rate "${ceiling_rounds[@]}")
+one_way_rate() { figure "$1" 's/^tcp-ceiling one-way: .* msgs\/s offered, ([0-9]+) received.*/\1/p' | grep . || echo 0; }
+one_way_rates=$(round_rates one_way_rate "${ceiling_rounds[@]}")
 # A rate as a share of the median round's loopback ceiling.
 of_ceiling() { python3 -c "print(f'{$1 / max($(ceiling_rate "$work/ceiling.txt"), 1):.2f}')"; }
 cp "$(median_round e2e_rate "${e2e_rounds[@]}")" "$work/e2e.txt"
@@ -177,6 +181,8 @@ fi
     echo "| rounds, alternating: our stored / Mosquitto relayed msgs/s | $e2e_rates / $relay_rates (the e2e and relay rows are each side's median round) |"
     echo "| loopback TCP ceiling, $devices connections: a telemetry PUBLISH and its PUBACK per round trip, no broker or billing (\`tcp-ceiling\`), median round | $(figure "$work/ceiling.txt" 's/.*nothing parsed or stored: ([0-9]+) round trips\/s; CPU per round trip: (.*)/\1 round trips\/s; \2/p') |"
     echo "| loopback TCP ceiling by round (round trips/s) | $ceiling_rates |"
+    echo "| loopback TCP one way, $devices connections: a QoS 0 telemetry PUBLISH per connection, paced, nothing answered or parsed (\`tcp-ceiling\`, the same round) | $(figure "$work/ceiling.txt" 's/^tcp-ceiling one-way: .*every ([0-9.]+ ms) each.*: ([0-9]+) msgs\/s offered, ([0-9]+) received; CPU per message: (.*)/one every \1 per connection: \2 msgs\/s offered, \3 received; \4/p') |"
+    echo "| loopback TCP one way by round (msgs/s received) | $one_way_rates |"
     echo "| ratio: our stored msgs/s ÷ Mosquitto relayed msgs/s (medians) | $ratio |"
     echo "| share of the loopback TCP ceiling (medians): our stored / Mosquitto relayed | $(of_ceiling "$stored_max") / $(of_ceiling "${relayed:-0}") |"
     echo "| CPU per message, server side: ours (broker, ingest, billing, durable commit) ÷ Mosquitto's (relay) | $cpu_ratio |"

@@ -1,17 +1,26 @@
 //! Benchmark: what this machine's loopback TCP costs for the e2e pattern itself, with no MQTT
 //! broker, billing or simulator behind it: the most `e2e` or `relay` could reach here.
 //!
-//! `connections` client sockets in this process each send the exact bytes of one telemetry
-//! PUBLISH (QoS 1, a sealed reading on a device's topic), wait for the 4 bytes of a PUBACK,
-//! and send again at once. The other end, a child process (this binary again, role
-//! [`ACKER_ROLE`]), answers every complete PUBLISH with a PUBACK and parses nothing else. Both
-//! sides use tokio, as the server and the fleet do. So each round trip is what a
-//! device's report costs at the least: one write and one read on each side of a loopback
-//! connection among `connections` open ones. It prints round trips per second, the CPU each
-//! side spent per round trip, and the most this machine's CPUs could carry at that cost.
+//! Two patterns, each against a fresh child process (this binary again, role
+//! [`RECEIVER_ROLE`]) that counts complete PUBLISH frames and parses nothing else. Both sides
+//! use tokio, as the server and the fleet do.
+//! - *Round trips*: `connections` client sockets each send the exact bytes of one telemetry
+//!   PUBLISH (QoS 1, a sealed reading on a device's topic), wait for the 4 bytes of the
+//!   PUBACK the child answers, and send again at once. Each round trip is what a device's
+//!   report costs at the least: one write and one read on each side of a loopback connection
+//!   among `connections` open ones.
+//! - *One way*: the same reading as a QoS 0 PUBLISH, which nothing answers, each connection
+//!   sending one every `connections / one_way_rate` seconds (spread over that period), so
+//!   that `one_way_rate` msgs/s are offered in all: what reports would cost if devices gave
+//!   up the acknowledgement, at the rate the issue asks for. Paced, because a connection
+//!   that sent back to back would have the kernel merge its messages into shared segments,
+//!   which one device reporting once per interval never does.
 //!
-//! Run: `cargo run --release -p sunledger-benches --bin tcp-ceiling -- [connections] [seconds]`
-//! (defaults 10,000 and 10).
+//! For each it prints messages per second, the CPU each side spent per message, and the most
+//! this machine's CPUs could carry at that cost.
+//!
+//! Run: `cargo run --release -p sunledger-benches --bin tcp-ceiling -- [connections]
+//! [seconds] [one_way_rate]` (defaults 10,000, 10 and 200,000).
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -28,75 +37,159 @@ use sunledger_proto::device::Telemetry;
 use sunledger_proto::topic::{TopicKind, device_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::MissedTickBehavior;
 
-/// The first argument that makes this binary the acking side.
-const ACKER_ROLE: &str = "acker";
-/// Round trips before measuring, so every connection is past its first.
+/// The first argument that makes this binary the receiving side.
+const RECEIVER_ROLE: &str = "receiver";
+/// Messages before measuring, so every connection is past its first.
 const WARM_UP: Duration = Duration::from_secs(2);
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some(ACKER_ROLE) {
-        return acker().await;
+    if args.peek().map(String::as_str) == Some(RECEIVER_ROLE) {
+        return receiver().await;
     }
     let mut arg = sunledger_benches::numeric_args(args);
-    let (connections, seconds) = (arg(10_000)?, arg(10)?);
+    let (connections, seconds, one_way_rate) = (arg(10_000)?, arg(10)?, arg(200_000)?);
     raise_fd_limit_for_connections(connections)?;
-    let publish = telemetry_publish()?;
-    let mut child = ChildConversation::spawn("acker process", &[ACKER_ROLE.to_owned()])?;
-    child.send(&format!("{connections} {}", publish.len()))?;
-    let port: u16 = child.line()?.parse()?;
+    anyhow::ensure!(one_way_rate > 0, "one_way_rate must be above 0");
 
-    let round_trips = Arc::new(AtomicU64::new(0));
-    for _ in 0..connections {
-        // One at a time, so the listener's backlog never overflows into SYN retries.
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.set_nodelay(true)?;
-        tokio::spawn(send_and_await_acks(
-            stream,
-            publish.clone(),
-            Arc::clone(&round_trips),
-        ));
+    let publish = telemetry_publish(QoS::AtLeastOnce)?;
+    let peer = Peer::start(connections, &publish, Reply::PubAck)?;
+    for stream in peer.connect(connections).await? {
+        tokio::spawn(send_and_await_acks(stream, publish.clone()));
     }
-    tokio::time::sleep(WARM_UP).await;
-    let (count, acker_cpu, sender_cpu) = (
-        round_trips.load(Ordering::Relaxed),
-        process_cpu_seconds(child.id()),
-        cpu_seconds(),
-    );
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let count = (round_trips.load(Ordering::Relaxed) - count) as f64;
-    let acker_cpu = process_cpu_seconds(child.id()) - acker_cpu;
-    let sender_cpu = cpu_seconds() - sender_cpu;
-    child.close()?;
-
-    anyhow::ensure!(count > 0.0, "no round trip completed in {seconds} s");
-    let per_trip_us = |cpu: f64| cpu * 1e6 / count;
-    let both_us = per_trip_us(acker_cpu + sender_cpu);
-    let cpus = std::thread::available_parallelism()?.get();
+    let measured = peer.measure(seconds).await?;
     println!(
         "tcp-ceiling: {connections} connections, {}-byte telemetry PUBLISH then 4-byte PUBACK \
-         per round trip, nothing parsed or stored: {:.0} round trips/s; CPU per round trip: \
-         acking side {:.1} µs ({:.2} cores), sending side {:.1} µs ({:.2} cores), both {:.1} µs; \
-         {cpus} CPUs at that cost carry at most {:.0} msgs/s",
+         per round trip, nothing parsed or stored: {:.0} round trips/s; CPU per round trip: {}",
         publish.len(),
-        count / elapsed,
-        per_trip_us(acker_cpu),
-        acker_cpu / elapsed,
-        per_trip_us(sender_cpu),
-        sender_cpu / elapsed,
-        both_us,
-        cpus as f64 * 1e6 / both_us,
+        measured.rate(),
+        measured.costs("acking", "sending"),
+    );
+
+    let publish = telemetry_publish(QoS::AtMostOnce)?;
+    let peer = Peer::start(connections, &publish, Reply::Nothing)?;
+    let period = Duration::from_secs_f64(connections as f64 / one_way_rate as f64);
+    for (index, stream) in peer.connect(connections).await?.into_iter().enumerate() {
+        let phase = period.mul_f64(index as f64 / connections as f64);
+        tokio::spawn(send_every(stream, publish.clone(), period, phase));
+    }
+    let measured = peer.measure(seconds).await?;
+    println!(
+        "tcp-ceiling one-way: {connections} connections, {}-byte QoS 0 telemetry PUBLISH every \
+         {:.1} ms each (a timer each on the sending side), nothing answered, parsed or stored: \
+         {one_way_rate} msgs/s offered, {:.0} received; CPU per message: {}",
+        publish.len(),
+        period.as_secs_f64() * 1e3,
+        measured.rate(),
+        measured.costs("receiving", "sending"),
     );
     Ok(())
 }
 
+/// Whether the receiving side answers each PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// With a PUBACK, as a broker does for QoS 1.
+    PubAck,
+    /// Not at all, as for QoS 0.
+    Nothing,
+}
+
+/// The receiving child process of one pattern, and the port it listens on.
+struct Peer {
+    child: ChildConversation,
+    port: u16,
+}
+
+impl Peer {
+    /// Starts a receiver for `connections` connections sending `publish`.
+    fn start(connections: u64, publish: &[u8], reply: Reply) -> anyhow::Result<Peer> {
+        let mut child = ChildConversation::spawn("receiver process", &[RECEIVER_ROLE.to_owned()])?;
+        let ack = u8::from(reply == Reply::PubAck);
+        child.send(&format!("{connections} {} {ack}", publish.len()))?;
+        let port = child.line()?.parse()?;
+        Ok(Peer { child, port })
+    }
+
+    /// Opens `connections` client sockets to the receiver, one at a time so that its
+    /// listener's backlog never overflows into SYN retries.
+    async fn connect(&self, connections: u64) -> anyhow::Result<Vec<TcpStream>> {
+        let mut streams = Vec::new();
+        for _ in 0..connections {
+            let stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+            stream.set_nodelay(true)?;
+            streams.push(stream);
+        }
+        Ok(streams)
+    }
+
+    /// After the warm-up, the PUBLISHes the receiver took in `seconds` and what both
+    /// processes spent meanwhile; then stops the receiver, which ends the connections.
+    async fn measure(mut self, seconds: u64) -> anyhow::Result<Measured> {
+        tokio::time::sleep(WARM_UP).await;
+        let (count, peer_cpu, own_cpu) = (
+            self.received()?,
+            process_cpu_seconds(self.child.id()),
+            cpu_seconds(),
+        );
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let measured = Measured {
+            elapsed: started.elapsed().as_secs_f64(),
+            count: (self.received()? - count) as f64,
+            peer_cpu: process_cpu_seconds(self.child.id()) - peer_cpu,
+            own_cpu: cpu_seconds() - own_cpu,
+        };
+        self.child.close()?;
+        anyhow::ensure!(measured.count > 0.0, "no PUBLISH arrived in {seconds} s");
+        Ok(measured)
+    }
+
+    /// Complete PUBLISHes the receiver has read so far, on all connections.
+    fn received(&mut self) -> anyhow::Result<u64> {
+        self.child.send("count")?;
+        Ok(self.child.line()?.parse()?)
+    }
+}
+
+/// What one pattern carried and cost over its measured window.
+struct Measured {
+    elapsed: f64,
+    /// PUBLISHes received.
+    count: f64,
+    /// CPU seconds of the receiving child and of this, the sending, process.
+    peer_cpu: f64,
+    own_cpu: f64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.count / self.elapsed
+    }
+
+    /// Each side's CPU per message, and the most this machine's CPUs carry at their sum.
+    fn costs(&self, peer: &str, own: &str) -> String {
+        let per_message_us = |cpu: f64| cpu * 1e6 / self.count;
+        let both_us = per_message_us(self.peer_cpu + self.own_cpu);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!(
+            "{peer} side {:.1} µs ({:.2} cores), {own} side {:.1} µs ({:.2} cores), both \
+             {both_us:.1} µs; {cpus} CPUs at that cost carry at most {:.0} msgs/s",
+            per_message_us(self.peer_cpu),
+            self.peer_cpu / self.elapsed,
+            per_message_us(self.own_cpu),
+            self.own_cpu / self.elapsed,
+            cpus as f64 * 1e6 / both_us,
+        )
+    }
+}
+
 /// The bytes a simulated device sends for one report: a sealed reading with typical
-/// counters, as a QoS 1 PUBLISH on its telemetry topic.
-fn telemetry_publish() -> anyhow::Result<bytes::Bytes> {
+/// counters, as a PUBLISH on its telemetry topic at `qos`.
+fn telemetry_publish(qos: QoS) -> anyhow::Result<bytes::Bytes> {
     let serial = "SIM-000001";
     let key: DeviceKey = [7; authenticity::DEVICE_KEY_BYTES];
     let reading = Telemetry {
@@ -111,57 +204,85 @@ fn telemetry_publish() -> anyhow::Result<bytes::Bytes> {
         ..Telemetry::default()
     };
     let payload = prost::Message::encode_to_vec(&authenticity::seal(&key, serial, reading));
-    let mut publish = Publish::new(
-        device_topic(serial, TopicKind::Telemetry),
-        QoS::AtLeastOnce,
-        payload,
-    );
-    publish.pkid = 1;
+    let mut publish = Publish::new(device_topic(serial, TopicKind::Telemetry), qos, payload);
+    if qos != QoS::AtMostOnce {
+        publish.pkid = 1;
+    }
     let mut frame = BytesMut::new();
     publish.write(&mut frame)?;
     Ok(frame.freeze())
 }
 
-/// One client connection's loop: a PUBLISH, then its PUBACK, until the connection ends.
-async fn send_and_await_acks(
-    mut stream: TcpStream,
-    publish: bytes::Bytes,
-    round_trips: Arc<AtomicU64>,
-) {
+/// One client connection's round trips: a PUBLISH, then its PUBACK, until the connection
+/// ends.
+async fn send_and_await_acks(mut stream: TcpStream, publish: bytes::Bytes) {
     let mut puback = [0; 4];
     while stream.write_all(&publish).await.is_ok() && stream.read_exact(&mut puback).await.is_ok() {
-        round_trips.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// The child: reads `connections frame_len` on stdin, listens on a free loopback port and
-/// prints it, acks on every connection until stdin closes.
-async fn acker() -> anyhow::Result<()> {
+/// One client connection's one-way reports: a PUBLISH every `period`, the first after
+/// `phase`, until the connection ends. A late tick is not made up with a burst.
+async fn send_every(
+    mut stream: TcpStream,
+    publish: bytes::Bytes,
+    period: Duration,
+    phase: Duration,
+) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if stream.write_all(&publish).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The child: reads `connections frame_len ack` on stdin, listens on a free loopback port
+/// and prints it, then receives on every connection and answers each further line with the
+/// PUBLISHes received so far, until stdin closes.
+async fn receiver() -> anyhow::Result<()> {
     let mut line = String::new();
     let mut stdin = std::io::stdin().lock();
     stdin.read_line(&mut line)?;
-    let mut numbers = line.split_whitespace().map(str::parse::<u64>);
-    let (Some(Ok(connections)), Some(Ok(frame_len))) = (numbers.next(), numbers.next()) else {
-        anyhow::bail!("acker: expected `connections frame_len`, got {line:?}");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let &[connections, frame_len, ack] = numbers.as_slice() else {
+        anyhow::bail!("receiver: expected `connections frame_len ack`, got {line:?}");
+    };
+    let reply = if ack == 1 {
+        Reply::PubAck
+    } else {
+        Reply::Nothing
     };
     raise_fd_limit_for_connections(connections)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());
+    let received = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&received);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             if stream.set_nodelay(true).is_ok() {
-                tokio::spawn(ack_every_publish(stream, frame_len as usize));
+                let counted = Arc::clone(&counted);
+                tokio::spawn(receive(stream, frame_len as usize, reply, counted));
             }
         }
     });
-    // Blocks this main thread until the parent closes stdin; the runtime's workers serve the
+    // Blocks this main thread between questions; the runtime's workers serve the
     // connections meanwhile.
-    while stdin.read_line(&mut line)? > 0 {}
+    line.clear();
+    while stdin.read_line(&mut line)? > 0 {
+        println!("{}", received.load(Ordering::Relaxed));
+    }
     Ok(())
 }
 
-/// Answers each complete `frame_len`-byte PUBLISH read with a PUBACK, in one write per read.
-async fn ack_every_publish(mut stream: TcpStream, frame_len: usize) {
+/// Counts each complete `frame_len`-byte PUBLISH read into `received` and, if asked, answers
+/// them with PUBACKs in one write per read.
+async fn receive(mut stream: TcpStream, frame_len: usize, reply: Reply, received: Arc<AtomicU64>) {
     let mut puback = BytesMut::new();
     if PubAck::new(1).write(&mut puback).is_err() {
         return;
@@ -170,8 +291,13 @@ async fn ack_every_publish(mut stream: TcpStream, frame_len: usize) {
     let mut frames = FrameCount::new(frame_len);
     let mut replies = Vec::new();
     while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+        let completed = frames.completed_by(read);
+        received.fetch_add(completed as u64, Ordering::Relaxed);
+        if reply == Reply::Nothing || completed == 0 {
+            continue;
+        }
         replies.clear();
-        for _ in 0..frames.completed_by(read) {
+        for _ in 0..completed {
             replies.extend_from_slice(&puback);
         }
         if stream.write_all(&replies).await.is_err() {
@@ -218,17 +344,19 @@ mod tests {
     }
 
     #[test]
-    fn the_publish_is_a_qos1_telemetry_publish_that_decodes() {
-        let frame = telemetry_publish().unwrap();
-        let mut buffer = BytesMut::from(&frame[..]);
-        let packet = rumqttc::Packet::read(&mut buffer, 4096).unwrap();
-        let rumqttc::Packet::Publish(publish) = packet else {
-            panic!("not a PUBLISH: {packet:?}");
-        };
-        assert!(buffer.is_empty(), "one packet, nothing after it");
-        assert_eq!(publish.qos, QoS::AtLeastOnce);
-        assert!(publish.topic.ends_with("/telemetry"), "{}", publish.topic);
-        let reading = sunledger_proto::payload::decode_telemetry(&publish.payload).unwrap();
-        assert_eq!(reading.load_wh, 48_213);
+    fn the_publishes_are_telemetry_publishes_that_decode_at_their_qos() {
+        for qos in [QoS::AtLeastOnce, QoS::AtMostOnce] {
+            let frame = telemetry_publish(qos).unwrap();
+            let mut buffer = BytesMut::from(&frame[..]);
+            let packet = rumqttc::Packet::read(&mut buffer, 4096).unwrap();
+            let rumqttc::Packet::Publish(publish) = packet else {
+                panic!("not a PUBLISH: {packet:?}");
+            };
+            assert!(buffer.is_empty(), "one packet, nothing after it");
+            assert_eq!(publish.qos, qos);
+            assert!(publish.topic.ends_with("/telemetry"), "{}", publish.topic);
+            let reading = sunledger_proto::payload::decode_telemetry(&publish.payload).unwrap();
+            assert_eq!(reading.load_wh, 48_213);
+        }
     }
 }
