@@ -273,8 +273,8 @@ async fn receiver() -> anyhow::Result<()> {
     });
     // Blocks this main thread between questions; the runtime's workers serve the
     // connections meanwhile.
-    line.clear();
-    while stdin.read_line(&mut line)? > 0 {
+    for question in stdin.lines() {
+        question?;
         println!("{}", received.load(Ordering::Relaxed));
     }
     Ok(())
